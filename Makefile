@@ -1,0 +1,32 @@
+# The two set-up commands of the README:
+#   make run    installs what it needs, then runs V-STaR on the embedded default (runs/default)
+#   make test   installs what it needs, then runs the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN_DIR ?= runs/default
+
+.PHONY: run test install system-deps
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	# torch first, pinned, so nothing pulls a CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,ray]"
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+install: $(VENV)/.installed
+
+# bubblewrap isolates model-written code; installed with apt when missing (needs root)
+system-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "vstar: please install bubblewrap (sudo apt-get install bubblewrap)"; exit 1; fi; }
+
+run: install
+	@if [ -d $(RUN_DIR)/markers ]; then $(VENV)/bin/vstar run --resume $(RUN_DIR); \
+	else $(VENV)/bin/vstar run --run-dir $(RUN_DIR); fi
+
+test: install system-deps
+	$(VENV)/bin/pytest -q

@@ -1,0 +1,84 @@
+"""The ``vstar`` command. Each subcommand parses its arguments and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vstar.errors import VstarError
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config (defaults: the embedded task and model)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override one setting, e.g. --set sampling.k=8 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vstar", description="V-STaR: train LLM reasoners with DPO verifiers.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the whole V-STaR run (Algorithm 1 + evaluation + report)")
+    _config_args(run)
+    run.add_argument("--run-dir", metavar="DIR", help="run directory (default: <run.root>/<run.name>)")
+    run.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                     help="continue a run, skipping completed stages (optionally naming its directory)")
+    run.add_argument("--help-config", action="store_true", help="list every setting with its default and exit")
+
+    sample = sub.add_parser("sample", help="sample completions for a task's problems with one model")
+    _config_args(sample)
+    sample.add_argument("--model", required=True, help="model directory or hub id")
+    sample.add_argument("--split", default="query", choices=["sft", "query", "test"])
+    sample.add_argument("--n", type=int, default=None, help="samples per problem (default: sampling.k)")
+    sample.add_argument("--out", required=True, help="samples.jsonl to write")
+
+    label = sub.add_parser("label", help="check samples with the task's checker")
+    _config_args(label)
+    label.add_argument("--samples", required=True)
+    label.add_argument("--split", default="query", choices=["sft", "query", "test"])
+    label.add_argument("--out", required=True, help="labels.jsonl to write")
+
+    gen = sub.add_parser("train-generator", help="SFT a model on prompt/completion pairs (JSONL)")
+    _config_args(gen)
+    gen.add_argument("--base", required=True, help="G_base directory or hub id")
+    gen.add_argument("--data", required=True, help='JSONL of {"prompt", "completion"}')
+    gen.add_argument("--out", required=True)
+
+    ver = sub.add_parser("train-verifier", help="DPO a verifier from G_SFT on pairs (JSONL)")
+    _config_args(ver)
+    ver.add_argument("--sft", required=True, help="G_SFT directory (initialisation and reference)")
+    ver.add_argument("--pairs", required=True, help='JSONL of {"prompt", "chosen", "rejected"}')
+    ver.add_argument("--out", required=True)
+
+    ev = sub.add_parser("evaluate", help="evaluate a finished run's generator + verifier (optionally on another task)")
+    ev.add_argument("--run", required=True, metavar="RUN_DIR")
+    ev.add_argument("--task", help="another task's test split (transfer), e.g. math500")
+    ev.add_argument("--set", dest="overrides", action="append", default=[])
+
+    rep = sub.add_parser("report", help="write report.md and plots for one or more runs")
+    rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
+
+    sub.add_parser("tasks", help="list the tasks and their options")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from vstar import commands
+
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args) or 0
+    except VstarError as exc:
+        if args.debug:
+            raise
+        print(f"vstar: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vstar: interrupted; resume with `vstar run --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

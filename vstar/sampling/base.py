@@ -1,0 +1,63 @@
+"""The sampler interface: k completions per prompt, seeded, with the same records on every backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+from vstar.errors import VstarError
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str  # the completion, cut at the first stop string, without the EOS token
+    num_tokens: int  # generated tokens counted up to the end of the completion (EOS included)
+    finished: bool  # True if it ended with EOS or a stop string, False if it hit max_new_tokens
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string; say whether one was found."""
+    cut = len(text)
+    for marker in stop:
+        index = text.find(marker)
+        if index != -1:
+            cut = min(cut, index)
+    return text[:cut], cut < len(text)
+
+
+class Sampler(ABC):
+    """Generates ``params.n`` completions for each prompt."""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
+        """``result[i][j]`` is the j-th completion of ``prompts[i]``. Deterministic for a seed."""
+
+    def close(self) -> None:
+        """Free the model (and the GPU) before the next stage."""
+
+
+def make_sampler(backend: str, model_path: str, batch_size: int = 256, dtype: str = "float32") -> Sampler:
+    if backend == "transformers":
+        from vstar.sampling.hf import TransformersSampler
+
+        return TransformersSampler(model_path, batch_size=batch_size, dtype=dtype)
+    if backend == "vllm":
+        try:
+            from vstar.sampling.vllm_backend import VLLMSampler
+        except ImportError as exc:
+            raise VstarError(
+                f"sampling.backend=vllm needs the optional extra: pip install 'vstar[vllm]' ({exc})."
+            ) from None
+        return VLLMSampler(model_path, dtype=dtype)
+    raise VstarError(f"sampling.backend: unknown backend {backend!r}; expected transformers or vllm.")

@@ -1,0 +1,80 @@
+"""The task interface: problems with prompts, and a checker for completions.
+
+A task supplies three splits:
+  - ``sft``:   problems with a gold ``solution`` (D_SFT),
+  - ``query``: training problems the generator samples on (D_query); they need
+               whatever the checker needs (an answer, unit tests), not a solution,
+  - ``test``:  held-out problems for evaluation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+SPLITS = ("sft", "query", "test")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem. ``prompt`` is the exact text the model is conditioned on."""
+
+    id: str
+    prompt: str
+    solution: str | None = None  # gold completion (what follows the prompt), if known
+    answer: str | None = None  # gold final answer, for answer-checked tasks
+    meta: Mapping[str, Any] = field(default_factory=dict)  # task-specific (tests, entry point...)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The checker's judgement of one completion.
+
+    ``status`` is one of ``passed``, ``failed``, ``timeout``, ``error``, ``no_answer``.
+    ``answer`` is the normalised final answer used for majority voting (``None``
+    when the completion has none, or the task has no notion of one), and
+    ``answer_correct`` says whether that answer, picked by a vote, would be right.
+    """
+
+    correct: bool
+    status: str
+    answer: str | None = None
+    answer_correct: bool = False
+    reason: str = ""
+    tests: tuple[str, ...] = ()  # per-test verdicts where the task has several
+
+    def to_record(self) -> dict:
+        return {
+            "correct": self.correct,
+            "status": self.status,
+            "answer": self.answer,
+            "answer_correct": self.answer_correct,
+            "reason": self.reason,
+            "tests": list(self.tests),
+        }
+
+
+class Task(ABC):
+    """A source of problems and a checker. Subclasses set ``name`` and ``stop``."""
+
+    name: ClassVar[str]
+    #: strings that end a completion during sampling (besides the EOS token)
+    stop: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def problems(self, split: str) -> list[Problem]:
+        """The problems of ``split`` (one of ``SPLITS``), in a fixed order."""
+
+    @abstractmethod
+    def check_many(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Verdict]:
+        """Judge ``completions[i]`` as an answer to ``problems[i]``."""
+
+    def check(self, problem: Problem, completion: str) -> Verdict:
+        return self.check_many([problem], [completion])[0]
+
+    def close(self) -> None:
+        """Release worker pools or sandboxes the task holds."""

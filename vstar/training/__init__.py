@@ -1,0 +1,1 @@
+"""Generator SFT and verifier DPO on TRL + PEFT."""
