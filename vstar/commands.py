@@ -120,7 +120,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     setup_logging(debug=args.debug)
     task = _task(config)
     try:
-        summary = label(task, task.problems(args.split), Path(args.samples), Path(args.out))
+        summary = label(config, task, task.problems(args.split), Path(args.samples), Path(args.out))
     finally:
         task.close()
     print(json.dumps(summary))

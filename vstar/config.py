@@ -106,6 +106,18 @@ class EvalSection:
 
 
 @dataclass(frozen=True)
+class ExecutionSection:
+    backend: str = doc("'local' (this process and its worker pools) or 'ray' (tasks/actors on a Ray cluster)", "local")
+    address: str = doc("Ray cluster address ('auto' = a running cluster; '' = start a local instance)", "")
+    num_workers: int = doc("Ray: sampling/scoring actors and labeling tasks to fan out over", 2)
+    gpus_per_worker: float = doc("Ray: GPUs per sampling/scoring actor (0 on CPU)", 0.0)
+    tensor_parallel_size: int = doc("vLLM: GPUs per model replica", 1)
+    gpu_memory_utilization: float = doc("vLLM: fraction of GPU memory it may take", 0.85)
+    num_processes: int = doc("training processes; > 1 starts `accelerate launch` (multi-GPU)", 1)
+    accelerate_config: str = doc("accelerate config file for multi-GPU training (DDP, FSDP, DeepSpeed)", "")
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunSection = field(default_factory=RunSection)
     task: TaskSection = field(default_factory=TaskSection)
@@ -114,6 +126,7 @@ class Config:
     verifier: VerifierSection = field(default_factory=VerifierSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    execution: ExecutionSection = field(default_factory=ExecutionSection)
 
     @property
     def run_dir(self) -> Path:
@@ -236,6 +249,7 @@ _CHOICES = {
     ("generator", "method"): ("full", "lora"),
     ("verifier", "method"): ("full", "lora"),
     ("sampling", "backend"): ("transformers", "vllm"),
+    ("execution", "backend"): ("local", "ray"),
 }
 
 
@@ -250,7 +264,8 @@ def validate(config: Config, source: str = "config") -> None:
     positive = [("run", "iterations"), ("sampling", "k"), ("sampling", "max_new_tokens"),
                 ("sampling", "batch_size"), ("eval", "n_candidates"), ("eval", "table_k"),
                 ("verifier", "max_pairs_per_problem"), ("generator", "batch_size"),
-                ("verifier", "batch_size"), ("generator", "max_length"), ("verifier", "max_length")]
+                ("verifier", "batch_size"), ("generator", "max_length"), ("verifier", "max_length"),
+                ("execution", "num_workers"), ("execution", "tensor_parallel_size"), ("execution", "num_processes")]
     for section, name in positive:
         if getattr(getattr(config, section), name) < 1:
             fail(f"{section}.{name}", "expected a value >= 1.")

@@ -76,7 +76,7 @@ def run_pipeline(config: Config, run: RunDir) -> dict:
                 folder / "samples.jsonl", config.sampling.temperature, desc=f"iteration {t}: sampling"))
             labels_key = fingerprint(samples_key, _settings(config, "task"))
             _stage(run, f"iter_{t}.labels", labels_key, lambda t=t, folder=folder: stages.label(
-                task, query, folder / "samples.jsonl", folder / "labels.jsonl"))
+                config, task, query, folder / "samples.jsonl", folder / "labels.jsonl"))
             gen_key = fingerprint(sft_key, [marker_key(run.marker(f"iter_{i}.labels")) for i in range(1, t + 1)])
             _stage(run, f"iter_{t}.generator", gen_key, lambda t=t: stages.train_generator(
                 config, base_path, stages.generator_data(task, run, t), run.generator(t), seed + t))
@@ -113,4 +113,6 @@ def _write_config(config: Config, run: RunDir) -> None:
         f"# resolved vstar config\n# vstar {__version__}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}, trl {trl.__version__}, python {platform.python_version()}\n"
     )
-    write_text(run.config, header + dump_yaml(config))
+    text = header + dump_yaml(config)
+    if not run.config.exists() or run.config.read_text() != text:
+        write_text(run.config, text)

@@ -67,7 +67,6 @@ def sample(
     desc: str,
 ) -> dict:
     """``n`` completions per problem from ``model_path`` -> ``out_file`` (samples.jsonl)."""
-    sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype)
     params = SamplingParams(
         n=n,
         temperature=temperature,
@@ -76,10 +75,17 @@ def sample(
         stop=_task_stop(config),
         seed=seed,
     )
-    try:
-        results = sampler.generate([p.prompt for p in problems], params, desc=desc)
-    finally:
-        sampler.close()
+    prompts = [p.prompt for p in problems]
+    if config.execution.backend == "ray":
+        from vstar.execution.ray_backend import generate_with_ray
+
+        results = generate_with_ray(config, model_path, prompts, params, desc=desc)
+    else:
+        sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype)
+        try:
+            results = sampler.generate(prompts, params, desc=desc)
+        finally:
+            sampler.close()
     records = [
         {
             "problem_id": problem.id,
@@ -102,11 +108,18 @@ def _task_stop(config: Config) -> tuple[str, ...]:
     return tuple(get_task_class(config.task.name).stop)
 
 
-def label(task: Task, problems: Sequence[Problem], samples_file: Path, out_file: Path) -> dict:
+def label(config: Config, task: Task, problems: Sequence[Problem], samples_file: Path, out_file: Path) -> dict:
     """Check every sample; labels.jsonl lines match samples.jsonl lines one to one."""
     by_id = {p.id: p for p in problems}
     samples = read_jsonl(samples_file)
-    verdicts = task.check_many([by_id[s["problem_id"]] for s in samples], [s["completion"] for s in samples])
+    checked = [by_id[s["problem_id"]] for s in samples]
+    completions = [s["completion"] for s in samples]
+    if config.execution.backend == "ray":
+        from vstar.execution.ray_backend import check_with_ray
+
+        verdicts = check_with_ray(config, checked, completions)
+    else:
+        verdicts = task.check_many(checked, completions)
     records = [
         {"problem_id": s["problem_id"], "sample_index": s["sample_index"], **v.to_record()}
         for s, v in zip(samples, verdicts)
@@ -185,8 +198,9 @@ def raise_no_pairs(counts: dict) -> None:
 
 def pair_accuracy(verifier_path: str, sft_path: str, pairs: list[dict], config: Config) -> dict:
     """How often V ranks the chosen completion above the rejected one, on held-out pairs."""
-    from vstar.scoring import completion_logprobs
+    from vstar.scoring import scorer
 
+    completion_logprobs = scorer(config)
     if not pairs:
         return {"pairs": 0}
     prompts = [p["prompt"] for p in pairs] * 2

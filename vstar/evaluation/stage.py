@@ -34,8 +34,9 @@ def sample_candidates(config: Config, run: RunDir, task: Task, final_generator: 
 
 def score_candidates(config: Config, run: RunDir, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
     """Log-likelihood of every G_T candidate under V, G_SFT and G_T -> scores.jsonl."""
-    from vstar.scoring import completion_logprobs
+    from vstar.scoring import scorer
 
+    completion_logprobs = scorer(config)
     candidates = [c for c in read_jsonl(out_dir / "candidates.jsonl") if c["source"] == "final"]
     args = ([c["prompt"] for c in candidates], [c["completion"] for c in candidates], [c["finished"] for c in candidates])
     models = {"sft": str(run.sft), "generator": final_generator}
@@ -63,7 +64,7 @@ def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = sample_candidates(config, run, task, final_generator, out_dir)
-    summary.update(label(task, task.problems("test"), out_dir / "candidates.jsonl", out_dir / "labels.jsonl"))
+    summary.update(label(config, task, task.problems("test"), out_dir / "candidates.jsonl", out_dir / "labels.jsonl"))
     summary.update(score_candidates(config, run, final_generator, verifier, out_dir))
     metrics = compute_metrics(
         read_jsonl(out_dir / "candidates.jsonl"),

@@ -41,7 +41,7 @@ def build_pairs(labeled: Iterable[dict], cap: int, seed: int) -> tuple[list[dict
         "problems": len(prompts),
         "problems_with_pairs": problems_with_pairs,
         "pairs_before_cap": total_before_cap,
-        "pairs": len(pairs),
+        "pairs_total": len(pairs),
         "cap_per_problem": cap,
     }
     return pairs, counts

@@ -1,0 +1,1 @@
+"""Checkers: math answer extraction and equivalence (with a worker pool), and the code sandbox."""

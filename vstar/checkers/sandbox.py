@@ -1,0 +1,337 @@
+"""The code sandbox: run model-written programs isolated, many in parallel.
+
+``Sandbox`` keeps ``workers`` long-lived worker processes (``sandbox_worker.py``),
+each inside its own bubblewrap sandbox:
+
+  - no network (own network namespace), own PID / IPC / UTS / cgroup namespaces;
+  - a new empty root holding only read-only system directories (``/usr``, ``/lib*``,
+    ``/bin``, ``/sbin``) and the Python installation; nothing else of the host (no
+    ``/home``, ``/root``, ``/etc``, ``/proc``, data sets or checkouts); a private tmpfs
+    ``/tmp`` and ``/dev/shm`` (wiped after every program), a minimal read-only ``/dev``;
+  - a cleared environment, all capabilities dropped, ``--die-with-parent``. When the
+    harness runs as root, the worker keeps CAP_SETUID/CAP_SETGID only long enough to
+    switch to an unused uid (random per worker), so the process limit counts its
+    programs alone; otherwise bwrap maps the user into a new user namespace.
+
+Every program runs in a fresh child forked by a worker (one interpreter start per
+worker, not per program) with rlimits on address space, CPU time, file size and
+processes, and a wall-clock deadline after which the whole process tree is killed.
+The worker is PID 1 of its namespace, so a program can neither kill it nor leave a
+process behind. Verdicts are decided in this process from the child's report
+(``vstar.checkers.code``).
+
+``isolation: "rlimits"`` is a weaker mode for machines without bubblewrap: the same
+workers and rlimits, a process group, a per-program scratch directory, a cleared
+environment and (as root) an unused uid, but the program can read and, as a normal
+user, write the user's files and use the network. It logs a warning.
+
+Interpreter: the real file behind ``sys.executable`` with ``-s -S -B`` and a cleared
+environment; ``-I`` is not used because it would ignore ``PYTHONHASHSEED=0``, which
+makes set/dict iteration order, and so verdicts, reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from vstar.checkers.sandbox_client import SandboxWorker, WorkerLost
+from vstar.errors import VstarError
+
+log = logging.getLogger(__name__)
+
+ISOLATIONS = ("bwrap", "rlimits")
+SANDBOX_FILES = ("sandbox_worker.py", "sandbox_runner.py", "sandbox_values.py")
+SANDBOX_DIR = "/vstar_sandbox"  # where the sandbox files appear inside bubblewrap
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+BOOT = "import sys; p = sys.argv[1]; del sys.path[0]; exec(compile(open(p, 'rb').read(), p, 'exec'), {'__name__': '__main__', '__file__': p})"
+RLIMITS_WARNING = (
+    "code sandbox: isolation 'rlimits' runs programs WITHOUT bubblewrap: only rlimits, a process "
+    "group and a cleared environment protect this machine (programs can read your files and use "
+    "the network). Use isolation 'bwrap' (install the OS package 'bubblewrap') for untrusted code."
+)
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How programs are run. Each field is also a key of the ``options`` mappings."""
+
+    isolation: str = "bwrap"  # "bwrap" (default) or "rlimits" (weaker, logs a warning)
+    timeout: float = 5.0  # wall-clock seconds per program, its tests included
+    memory_mb: int = 1024  # address-space limit per program
+    workers: int | None = None  # parallel workers; None = number of CPUs
+    bwrap_path: str = "bwrap"  # the bubblewrap binary (a name looked up on PATH, or a path)
+    max_processes: int = 64  # process/thread limit per program (RLIMIT_NPROC)
+    file_size_mb: int = 16  # largest file a program may write (RLIMIT_FSIZE)
+    output_kb: int = 64  # program output kept for diagnostics (the rest is read and dropped)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
+
+
+SANDBOX_OPTION_KEYS = tuple(f.name for f in fields(SandboxOptions))
+_POSITIVE_INTS = ("memory_mb", "max_processes", "file_size_mb", "output_kb")
+
+
+def sandbox_options(options: Mapping[str, Any] | None, where: str = "sandbox options") -> SandboxOptions:
+    """Validated ``SandboxOptions`` from a mapping; errors name ``<where>.<key>``."""
+    options = dict(options or {})
+    for key in options:
+        if key not in SANDBOX_OPTION_KEYS:
+            raise VstarError(f"{where}.{key}: unknown option. Accepted: {', '.join(SANDBOX_OPTION_KEYS)}")
+    isolation = options.get("isolation", "bwrap")
+    if isolation not in ISOLATIONS:
+        raise VstarError(f"{where}.isolation: expected one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    timeout = options.get("timeout", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise VstarError(f"{where}.timeout: expected seconds > 0 and <= 3600, got {timeout!r}")
+    for key in _POSITIVE_INTS + ("workers",):
+        value = options.get(key)
+        if value is None and key == "workers" or key not in options:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise VstarError(f"{where}.{key}: expected an integer >= 1, got {value!r}")
+    if not isinstance(options.get("bwrap_path", "bwrap"), (str, Path)):
+        raise VstarError(f"{where}.bwrap_path: expected a path or a command name")
+    options["timeout"] = float(timeout)
+    if "bwrap_path" in options:
+        options["bwrap_path"] = str(options["bwrap_path"])
+    return SandboxOptions(**options)
+
+
+@dataclass
+class RunResult:
+    """What happened to one program, as the worker saw it (verdicts are made from this)."""
+
+    records: list[list] = field(default_factory=list)  # the child's report, nonce checked and removed
+    exit_code: int | None = None
+    signal: int | None = None  # the signal that ended the child, if one did
+    timed_out: bool = False
+    report_overflow: bool = False
+    worker_error: str | None = None  # the worker itself failed (the program killed it, ...)
+    elapsed: float = 0.0
+    output: bytes = b""  # the first ``output_kb`` KiB of stdout + stderr
+    output_total: int = 0  # bytes the program wrote in all
+
+
+class Sandbox:
+    """A pool of sandbox workers. ``run`` takes jobs (program, setup, tests) and returns ``RunResult``s.
+
+    Use as a context manager or call ``close()``; workers start in the constructor, so a
+    machine where bubblewrap cannot run fails here with a ``VstarError`` saying why.
+    """
+
+    def __init__(self, options: SandboxOptions | Mapping[str, Any] | None = None):
+        if not isinstance(options, SandboxOptions):
+            options = sandbox_options(options)
+        self.options = options
+        if options.isolation == "rlimits":
+            log.warning(RLIMITS_WARNING)
+        self._command = _worker_command(options)
+        count = options.worker_count
+        # Workers are started from the pool's own threads: bwrap's --die-with-parent follows the
+        # thread that started it, and these threads live exactly as long as the sandbox.
+        self._executor = ThreadPoolExecutor(count, thread_name_prefix="vstar-sandbox")
+        self._idle: list[SandboxWorker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            starts = [self._executor.submit(self._new_worker) for _ in range(count)]
+            self._idle = [start.result() for start in starts]
+        except BaseException:
+            self.close()
+            raise
+
+    def _new_worker(self) -> SandboxWorker:
+        command = self._command()
+        return SandboxWorker(command, self.options.isolation)
+
+    def run(self, jobs: Sequence[Mapping[str, Any]]) -> list[RunResult]:
+        """Run each job ``{"program", "setup", "tests"}`` (tests: runner-ready sources)."""
+        if self._closed:
+            raise VstarError("the code sandbox was closed")
+        return list(self._executor.map(self._run_one, jobs))
+
+    def _run_one(self, job: Mapping[str, Any]) -> RunResult:
+        with self._lock:
+            worker = self._idle.pop()
+        try:
+            return self._run_on(worker, job)
+        finally:
+            with self._lock:
+                self._idle.append(worker)
+
+    def _run_on(self, worker: SandboxWorker, job: Mapping[str, Any]) -> RunResult:
+        options = self.options
+        nonce = secrets.token_hex(16)
+        message = {
+            "program": job["program"],
+            "setup": job.get("setup", ""),
+            "tests": list(job["tests"]),
+            "nonce": nonce,
+            "limits": {
+                "timeout": options.timeout,
+                "memory": options.memory_mb << 20,
+                "file_size": options.file_size_mb << 20,
+                "processes": options.max_processes,
+                "output_cap": options.output_kb << 10,
+            },
+        }
+        try:
+            header, report, output = worker.run(message, deadline=options.timeout + 10.0)
+        except WorkerLost as lost:
+            worker.restart(self._command())
+            return RunResult(worker_error=str(lost))
+        return RunResult(
+            records=_parse_report(report, nonce),
+            exit_code=header["exit_code"],
+            signal=header["signal"],
+            timed_out=bool(header["timed_out"]),
+            report_overflow=bool(header["report_overflow"]),
+            elapsed=float(header["elapsed"]),
+            output=output,
+            output_total=int(header["output_total"]),
+        )
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            workers, self._idle = self._idle, []
+        for worker in workers:
+            worker.stop()
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _parse_report(report: bytes, nonce: str) -> list[list]:
+    """The records that carry ``nonce``, without it; anything else the child wrote is ignored."""
+    import json
+
+    records = []
+    for line in report.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if type(record) is list and len(record) >= 2 and record[0] == nonce:
+            records.append(record[1:])
+    return records
+
+
+# ------------------------------------------------------------------ the worker command
+
+
+def _worker_command(options: SandboxOptions):
+    """A function giving a fresh worker command line (bwrap mode: a new uid each call, as root)."""
+    files = [str(Path(__file__).with_name(name)) for name in SANDBOX_FILES]
+    python = os.path.realpath(sys.executable)
+    flags = [python, "-s", "-S", "-B", "-c", BOOT]
+    if options.isolation == "rlimits":
+
+        def plain_command() -> list[str]:
+            drop = ["--drop-uid", str(_random_uid())] if os.geteuid() == 0 else []
+            return flags + [files[0], "--mode", "rlimits"] + drop
+
+        return plain_command
+    bwrap = _find_bwrap(options.bwrap_path)
+    features = _bwrap_features(bwrap)
+
+    def command() -> list[str]:
+        root = os.geteuid() == 0
+        args = [bwrap] + _bwrap_arguments(python, files, root, features)
+        worker = flags + [f"{SANDBOX_DIR}/{SANDBOX_FILES[0]}", "--mode", "bwrap"]
+        return args + worker + (["--drop-uid", str(_random_uid())] if root else [])
+
+    return command
+
+
+def _random_uid() -> int:
+    """An unused-looking uid for one worker's programs (root only): far above real accounts."""
+    return random.SystemRandom().randrange(0x20000000, 0x7FFF0000)
+
+
+def _find_bwrap(path: str) -> str:
+    found = shutil.which(path)
+    if found is None:
+        raise VstarError(
+            f"code sandbox: bubblewrap not found ({path!r}). Install the OS package 'bubblewrap' "
+            "(Debian/Ubuntu: apt-get install bubblewrap), set the sandbox option bwrap_path, or set "
+            "isolation: rlimits to run programs with rlimits only (much weaker: no file-system or "
+            "network isolation)."
+        )
+    return found
+
+
+def _bwrap_features(bwrap: str) -> frozenset[str]:
+    """Options this bwrap version knows (``--size``, ``--disable-userns`` are recent)."""
+    try:
+        text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise VstarError(f"code sandbox: cannot run {bwrap}: {error}") from None
+    return frozenset(word for word in ("--size", "--disable-userns", "--perms") if word in text)
+
+
+def _python_roots(python: str) -> list[str]:
+    """Directories the interpreter needs, outside the system directories bound anyway."""
+    candidates = {sys.base_prefix, sys.base_exec_prefix, str(Path(python).parent.parent)}
+    roots = sorted(os.path.realpath(path) for path in candidates)
+    kept: list[str] = []
+    for root in roots:
+        inside_system = any(root == d or root.startswith(d + "/") for d in SYSTEM_DIRS)
+        if not inside_system and not any(root.startswith(k + "/") for k in kept):
+            kept.append(root)
+    return kept
+
+
+def _bwrap_arguments(python: str, files: list[str], root: bool, features: frozenset[str]) -> list[str]:
+    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if root:
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--cap-drop", "ALL"]
+        args += ["--disable-userns"] if "--disable-userns" in features else []
+    args += ["--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox", "--clearenv"]
+    for key, value in (("PYTHONHASHSEED", "0"), ("PATH", "/usr/bin:/bin"), ("HOME", "/tmp"), ("LANG", "C.UTF-8")):
+        args += ["--setenv", key, value]
+    for directory in SYSTEM_DIRS:
+        args += ["--ro-bind-try", directory, directory]
+    for directory in _python_roots(python):
+        args += _parent_dirs(directory) + ["--ro-bind", directory, directory]
+    args += ["--dir", SANDBOX_DIR]
+    for path, name in zip(files, SANDBOX_FILES):
+        args += ["--ro-bind", path, f"{SANDBOX_DIR}/{name}"]
+    args += ["--dev", "/dev"]
+    args += _tmpfs("/dev/shm", 64 << 20, features) + _tmpfs("/tmp", 256 << 20, features)
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
+    return args
+
+
+def _parent_dirs(path: str) -> list[str]:
+    """``--dir`` for each ancestor of ``path``: bwrap would create them mode 0700 (unreadable after the uid switch)."""
+    args: list[str] = []
+    parts = Path(path).parts[1:-1]
+    for depth in range(1, len(parts) + 1):
+        args += ["--dir", "/" + "/".join(parts[:depth])]
+    return args
+
+
+def _tmpfs(path: str, size: int, features: frozenset[str]) -> list[str]:
+    args = ["--perms", "1777"] if "--perms" in features else []
+    args += ["--size", str(size)] if "--size" in features else []
+    return args + ["--tmpfs", path]

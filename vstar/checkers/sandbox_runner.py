@@ -1,0 +1,327 @@
+"""Runs one program and its tests inside the sandbox child, and reports what happened.
+
+Standard library only: the sandbox worker loads this file by path (not as part of
+the ``vstar`` package) with a private copy of the builtins, so a program that
+patches ``builtins`` cannot change how the runner behaves. The worker sets
+``sandbox_values`` to the loaded ``sandbox_values`` module.
+
+The report goes to a pipe that the worker reads and hands to the harness, one JSON
+line per record, each starting with the job's random nonce:
+
+    ["<nonce>", "check", test, kind, ...]   a value an assert checked (compared again outside)
+    ["<nonce>", "end", test, status, why]   a test returned: status ok / failed / error
+    ["<nonce>", "load", why]                the setup or the program raised
+    ["<nonce>", "done"]                     the runner finished (the child exits right after)
+
+Keeping the nonce away from the program is what makes the report trustworthy, so:
+  - the nonce and the pipe live only inside two generators (their frames are
+    reachable only through ``gi_frame``, which the guard blocks);
+  - tests are compiled before the program runs, and the checker they call is a
+    *constant* of their code objects, not a name a program could rebind;
+  - an audit hook blocks the ways Python code reaches other frames or objects:
+    ``sys._getframe``, ``tb_frame``/``gi_frame``/``cr_frame``/``ag_frame``,
+    ``sys._current_frames``, ``settrace``/``setprofile``, ``gc`` introspection,
+    new audit hooks, every ``ctypes`` call, and files under ``/proc``;
+  - signal handlers a program installs are called with ``frame=None``.
+"""
+
+import builtins
+import gc
+import os
+import sys
+import types
+import warnings
+
+sandbox_values = None  # set by the worker to the loaded sandbox_values module
+
+CHECK_PLACEHOLDER = "__vstar_check__"  # the harness writes asserts as calls on this string constant
+_exit = os._exit
+_write = os.write
+_MAX_REASON = 300
+
+
+def run(job: dict, report_fd: int) -> None:
+    """Run ``job`` (program, setup, tests, nonce) and end the process; never returns."""
+    status = 70
+    try:
+        _run(job, report_fd)
+        status = 0
+    finally:
+        _exit(status)
+
+
+def _run(job: dict, report_fd: int) -> None:
+    control, checker = _channels(report_fd, job["nonce"])
+    try:
+        setup_code = compile(job["setup"], "<setup>", "exec", dont_inherit=True)
+        program_code = compile(job["program"], "<program>", "exec", dont_inherit=True)
+        test_codes = [_compile_test(source, checker) for source in job["tests"]]
+    except BaseException as error:  # SyntaxError, or a test the harness wrote wrongly
+        control(("load", _describe(error)))
+        control(("done",))
+        return
+    original_streams = (sys.stdout, sys.stderr)
+    pristine_builtins = dict(builtins.__dict__)
+    _install_guard()
+    namespace = _program_namespace()
+    try:
+        exec(setup_code, namespace)
+        exec(program_code, namespace)
+    except BaseException as error:
+        control(("load", _describe(error)))
+        _flush(original_streams)
+        control(("done",))
+        return
+    test_globals = dict(namespace)
+    test_globals["__builtins__"] = pristine_builtins
+    for index, code in enumerate(test_codes):
+        control(("begin", index))
+        control(_run_test(index, code, test_globals))
+    _flush(original_streams)
+    control(("done",))
+
+
+def _run_test(index: int, code, test_globals: dict) -> tuple:
+    try:
+        exec(code, test_globals)
+    except AssertionError as error:
+        return ("end", index, "failed", _describe(error))
+    except BaseException as error:
+        return ("end", index, "error", _describe(error))
+    return ("end", index, "ok", "")
+
+
+def _program_namespace() -> dict:
+    """A fresh ``__main__`` for the program; the worker's own modules become unreachable."""
+    module = types.ModuleType("__main__")
+    module.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = module
+    for name in [name for name in sys.modules if name.startswith(("_vstar", "ctypes", "_ctypes"))]:
+        del sys.modules[name]
+    return module.__dict__
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: first line of the message``, short; never raises."""
+    try:
+        name = type(error).__name__
+        text = str(error).strip().splitlines()
+        line = f"{name}: {text[0]}" if text else name
+    except BaseException:
+        line = "exception (its message could not be read)"
+    return line[:_MAX_REASON]
+
+
+def _flush(streams) -> None:
+    for stream in streams:
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+# ------------------------------------------------------------------ the report channel
+
+
+def _channels(report_fd: int, nonce: str):
+    """Two capabilities over the report pipe: ``control`` for the runner, ``checker`` for tests."""
+    prefix = ('["' + nonce + '",').encode()
+    to_json = sandbox_values.to_json
+    current_test = [-1]
+
+    def write(parts: list) -> None:
+        data = prefix + to_json(parts)[1:].encode() + b"\n"
+        while data:
+            data = data[_write(report_fd, data):]
+
+    def control_loop():
+        while True:
+            message = yield None
+            try:
+                if message[0] == "begin":
+                    current_test[0] = message[1]
+                else:
+                    write(list(message))
+            except BaseException:
+                pass  # a missing record fails the run outside; the generator must not die
+
+    def checker_loop():
+        answer = None
+        while True:
+            request = yield answer
+            answer = _check(request, current_test[0], write)
+
+    control, checker = control_loop(), checker_loop()
+    next(control)
+    next(checker)
+    return control.send, checker.send
+
+
+def _check(request: tuple, test: int, write) -> bool:
+    """Encode what an assert checks, report it, and say whether it holds. Never raises."""
+    values = sandbox_values
+    try:
+        kind = request[0]
+        if kind == "cmp":
+            op, left, right = request[1], request[2], request[3]
+            if op in ("is", "is not") and not (_singleton(left) or _singleton(right)):
+                holds = (left is right) == (op == "is")  # identity cannot be faked; checked here
+                write(["check", test, "true", values.encode(holds)])
+                return holds
+            encoded = [values.encode(left), values.encode(right)]
+            holds = values.compare(op, left, right)  # both plain built-in values: no program code runs
+            write(["check", test, "cmp", op, encoded[0], encoded[1]])
+            return holds
+        value = request[1]
+        try:
+            encoded_value = values.encode(value)
+        except values.Opaque:
+            if values.is_python_class(value):
+                raise
+            value = bool(value)  # a C type (a match object, an iterator): its truth is not the program's
+            encoded_value = values.encode(value)
+        holds = bool(value) == (kind == "true")
+        write(["check", test, kind, encoded_value])
+        return holds
+    except values.Opaque as why:
+        _safe_write(write, ["check", test, "opaque", str(why.args[0])])
+    except BaseException as error:
+        _safe_write(write, ["check", test, "raised", _describe(error)])
+    return False
+
+
+def _singleton(value) -> bool:
+    return value is None or value is True or value is False or value is ...
+
+
+def _safe_write(write, parts: list) -> None:
+    try:
+        write(parts)
+    except BaseException:
+        pass
+
+
+def _compile_test(source: str, checker):
+    """Compile a test and put ``checker`` where the harness wrote the placeholder constant."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # calling a str constant is a SyntaxWarning
+        code = compile(source, "<test>", "exec", dont_inherit=True)
+    return _swap_constant(code, checker)
+
+
+def _swap_constant(code, checker):
+    consts = []
+    for const in code.co_consts:
+        if type(const) is str and const == CHECK_PLACEHOLDER:
+            const = checker
+        elif type(const) is types.CodeType:
+            const = _swap_constant(const, checker)
+        consts.append(const)
+    return code.replace(co_consts=tuple(consts))
+
+
+# ------------------------------------------------------------------ the guard
+
+
+_FRAME_ATTRIBUTES = frozenset(["tb_frame", "gi_frame", "cr_frame", "ag_frame"])
+_PATH_EVENTS = frozenset(["open", "os.listdir", "os.scandir", "os.chdir"])
+_BLOCKED_EVENTS = {
+    "sys._getframe": ValueError,  # ValueError: what namedtuple, enum and typing already tolerate
+    "sys._current_frames": RuntimeError,
+    "sys._current_exceptions": RuntimeError,
+    "sys.settrace": RuntimeError,
+    "sys.setprofile": RuntimeError,
+    "sys.addaudithook": RuntimeError,
+    "sys.monitoring.register_callback": RuntimeError,
+    "gc.get_objects": RuntimeError,
+    "gc.get_referrers": RuntimeError,
+    "gc.get_referents": RuntimeError,
+}
+
+
+def _audit_hook(event: str, args: tuple) -> None:
+    blocked = _BLOCKED_EVENTS.get(event)
+    if blocked is not None:
+        raise blocked(f"{event} is blocked by the vstar sandbox")
+    if event == "object.__getattr__":
+        if args[1] in _FRAME_ATTRIBUTES:
+            raise AttributeError(f"{args[1]} is blocked by the vstar sandbox")
+    elif event.startswith("ctypes."):
+        raise RuntimeError(f"{event} is blocked by the vstar sandbox")
+    elif event in _PATH_EVENTS and args and type(args[0]) in (str, bytes):
+        path = args[0] if type(args[0]) is str else os.fsdecode(args[0])
+        resolved = os.path.realpath(path)
+        if resolved == "/proc" or resolved.startswith("/proc/"):
+            raise PermissionError(f"{path}: /proc is blocked by the vstar sandbox")
+
+
+def _install_guard() -> None:
+    sys.addaudithook(_audit_hook)
+    _wrap_signal_installer()
+    _wrap_builtin_module_creation()
+    gc.set_debug = _refuse("gc.set_debug")
+
+
+def _refuse(name: str):
+    def refused(*args, **kwargs):
+        raise RuntimeError(f"{name} is blocked by the vstar sandbox")
+
+    return refused
+
+
+def _hidden(function):
+    """``function`` behind a generator: callers get results, never the function itself."""
+
+    def loop():
+        answer = None
+        while True:
+            args = yield answer
+            try:
+                answer = (True, function(*args))
+            except BaseException as error:
+                answer = (False, error)
+
+    generator = loop()
+    next(generator)
+    send = generator.send
+
+    def call(*args):
+        ok, value = send(args)
+        if not ok:
+            raise value
+        return value
+
+    return call
+
+
+def _wrap_signal_installer() -> None:
+    import _signal
+
+    raw_signal = _signal.signal
+
+    def install(signalnum, handler):
+        if callable(handler):
+            original = handler
+
+            def handler(signum, frame):  # the program's handler never sees a frame
+                return original(signum, None)
+
+        return raw_signal(signalnum, handler)
+
+    _signal.signal = _hidden(install)
+
+
+def _wrap_builtin_module_creation() -> None:
+    """Refuse fresh copies of the modules patched above (``_imp.create_builtin(spec)``)."""
+    import _imp
+
+    raw_create = _imp.create_builtin
+    refused = frozenset(["_signal", "gc", "_imp", "sys", "builtins"])
+
+    def create(spec):
+        name = spec.name
+        if type(name) is not str or name in refused:
+            raise ImportError(f"creating module {name!r} again is blocked by the vstar sandbox")
+        return raw_create(types.SimpleNamespace(name=name, origin=getattr(spec, "origin", None)))
+
+    _imp.create_builtin = _hidden(create)

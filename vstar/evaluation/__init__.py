@@ -1,0 +1,27 @@
+"""Evaluation: per-problem estimators (pass@k, Best-of-k, maj@k, weighted vote), the
+bootstrap over problems, and metric tables for the pipeline."""
+
+from vstar.evaluation.bootstrap import bootstrap_ci
+from vstar.evaluation.estimators import (
+    EstimatorInputError,
+    best_of_k,
+    majority_at_k,
+    pass_at_k,
+    score_weights,
+    weighted_majority_at_k,
+)
+from vstar.evaluation.metrics import curve, default_ks, metric_table, prepare_problems
+
+__all__ = [
+    "EstimatorInputError",
+    "best_of_k",
+    "bootstrap_ci",
+    "curve",
+    "default_ks",
+    "majority_at_k",
+    "metric_table",
+    "pass_at_k",
+    "prepare_problems",
+    "score_weights",
+    "weighted_majority_at_k",
+]
