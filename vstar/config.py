@@ -106,6 +106,17 @@ class EvalSection:
 
 
 @dataclass(frozen=True)
+class BaselinesSection:
+    """The paper's other methods, run from the same run directory (all off by default: they cost compute)."""
+
+    rft: bool = doc("RFT: one iteration with iterations x k samples from G_SFT (same sampling budget)", False)
+    vstar_1iter: bool = doc("V-STaR[1 iter]: a DPO verifier on the RFT samples only (needs rft)", False)
+    orm: bool = doc("ORM verifier: G_SFT + scalar head, binary correctness loss on D_VER", False)
+    genrm: bool = doc("generative verifier: G_SFT fine-tuned to answer 'Is the answer correct? Yes/No'", False)
+    max_examples_per_problem: int = doc("ORM/GenRM: distinct labeled samples kept per problem", 16)
+
+
+@dataclass(frozen=True)
 class ExecutionSection:
     backend: str = doc("'local' (this process and its worker pools) or 'ray' (tasks/actors on a Ray cluster)", "local")
     address: str = doc("Ray cluster address ('auto' = a running cluster; '' = start a local instance)", "")
@@ -127,6 +138,7 @@ class Config:
     sampling: SamplingSection = field(default_factory=SamplingSection)
     eval: EvalSection = field(default_factory=EvalSection)
     execution: ExecutionSection = field(default_factory=ExecutionSection)
+    baselines: BaselinesSection = field(default_factory=BaselinesSection)
 
     @property
     def run_dir(self) -> Path:

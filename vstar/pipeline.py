@@ -19,28 +19,55 @@ import dataclasses
 import logging
 import platform
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 from vstar import __version__
 from vstar.config import Config, dump_yaml
 from vstar.errors import VstarError
-from vstar.rundir import RunDir, fingerprint, is_done, mark_done, marker_key, read_summary, write_text
-from vstar.tasks import get_task
+from vstar.rundir import (
+    RunDir,
+    clear_marker,
+    fingerprint,
+    is_done,
+    mark_done,
+    marker_key,
+    read_summary,
+    resource_problem,
+    write_text,
+)
+from vstar.tasks import Task, get_task
 
 log = logging.getLogger("vstar")
 
 
-def _stage(run: RunDir, name: str, key: str, work: Callable[[], dict]) -> dict:
-    """Run ``work`` unless the stage's marker already records ``key``; then mark it done."""
+def _stage(run: RunDir, name: str, key: str | dict, work: Callable[[], dict], outputs: Sequence[Path] = ()) -> dict:
+    """Run ``work`` unless the stage's marker records ``key`` and its ``outputs`` are intact;
+    then mark it done. ``key`` is a fingerprint, or a dict of named inputs (settings, files as
+    ``Path``) that the marker records one by one."""
     marker = run.marker(name)
+    inputs = {}
+    if isinstance(key, dict):
+        inputs = {part: fingerprint(value) for part, value in key.items()}
+        key = fingerprint(inputs)
     if is_done(marker, key):
         log.info("stage %-18s already complete, skipped", name)
         return read_summary(marker)
+    clear_marker(marker)
     log.info("stage %-18s running", name)
     started = time.time()
-    summary = work() or {}
+    try:
+        summary = work() or {}
+    except Exception as exc:
+        problem = None if isinstance(exc, VstarError) else resource_problem(exc, run.root)
+        if problem is None:
+            raise
+        raise VstarError(
+            f"stage {name}: {problem} The stage was not marked complete and no finished output was "
+            f"damaged; free the resource, then continue with `vstar run --resume {run.root}`."
+        ) from exc
     summary["seconds"] = round(time.time() - started, 1)
-    mark_done(marker, key, summary)
+    mark_done(marker, key, summary, outputs, inputs)
     log.info("stage %-18s done in %.1fs", name, summary["seconds"])
     return summary
 
@@ -49,50 +76,143 @@ def _settings(config: Config, *sections: str) -> dict:
     return {name: dataclasses.asdict(getattr(config, name)) for name in sections}
 
 
-def run_pipeline(config: Config, run: RunDir) -> dict:
-    """The whole V-STaR run. Returns the evaluation metrics."""
+def task_inputs(task: Task) -> dict[str, str]:
+    """A fingerprint of each split's problems: the task's data as the stages consume it (ids,
+    prompts, gold solutions and answers, checker data), so an edited data file redoes them."""
+    return {
+        split: fingerprint([[p.id, p.prompt, p.solution, p.answer, dict(p.meta)] for p in task.problems(split)])
+        for split in ("sft", "query", "test")
+    }
+
+
+def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
+    """The whole V-STaR run. Returns the evaluation metrics. ``task``: the configured task, if
+    the caller built it already."""
     from vstar import stages
-    from vstar.evaluation.stage import evaluate_run
 
     _write_config(config, run)
-    task = get_task(config.task.name, config.task.options)
-    seed = config.run.seed
+    task = task or get_task(config.task.name, config.task.options)
     try:
-        base_key = fingerprint(_settings(config, "model"), seed)
-        _stage(run, "base", base_key, lambda: {"path": stages.prepare_base(config, run)})
-        base_path = str(run.base) if config.model.base == "embedded" else config.model.base
-
-        sft_key = fingerprint(base_key, _settings(config, "task", "generator"), seed)
-        _stage(run, "sft", sft_key, lambda: stages.train_generator(
-            config, base_path, stages.gold_examples(task), run.sft, seed))
-
-        query = task.problems("query")
-        gen_key = sft_key
-        for t in range(1, config.run.iterations + 1):
-            folder = run.iteration(t)
-            samples_key = fingerprint(gen_key, _settings(config, "sampling"), t)
-            _stage(run, f"iter_{t}.samples", samples_key, lambda t=t, folder=folder: stages.sample(
-                config, str(run.generator(t - 1)), query, config.sampling.k, seed + 1000 * t,
-                folder / "samples.jsonl", config.sampling.temperature, desc=f"iteration {t}: sampling"))
-            labels_key = fingerprint(samples_key, _settings(config, "task"))
-            _stage(run, f"iter_{t}.labels", labels_key, lambda t=t, folder=folder: stages.label(
-                config, task, query, folder / "samples.jsonl", folder / "labels.jsonl"))
-            gen_key = fingerprint(sft_key, [marker_key(run.marker(f"iter_{i}.labels")) for i in range(1, t + 1)])
-            _stage(run, f"iter_{t}.generator", gen_key, lambda t=t: stages.train_generator(
-                config, base_path, stages.generator_data(task, run, t), run.generator(t), seed + t))
-
+        data = task_inputs(task)
+        base_path, sft_key = _train_sft(config, run, task, data)
+        _iterate(config, run, task, data, base_path)
         iterations = list(range(1, config.run.iterations + 1))
+        _stage(run, "verifier", {
+            "G_SFT": run.sft, "D_SFT": data["sft"], "samples": _iteration_files(run, iterations),
+            "settings": _settings(config, "verifier", "model"), "seed": config.run.seed,
+        }, lambda: stages.train_verifier(config, run, task, iterations, run.verifier), [run.verifier])
         labels_keys = [marker_key(run.marker(f"iter_{t}.labels")) for t in iterations]
-        verifier_key = fingerprint(sft_key, labels_keys, _settings(config, "verifier"))
-        _stage(run, "verifier", verifier_key, lambda: stages.train_verifier(
-            config, run, task, iterations, run.verifier))
-
-        eval_key = fingerprint(gen_key, verifier_key, _settings(config, "eval", "sampling"))
-        _stage(run, "eval", eval_key, lambda: {"n_problems": evaluate_run(
-            config, run, task, str(run.generator(config.run.iterations)), str(run.verifier), run.eval)["n_problems"]})
+        baselines_key = _run_baselines(config, run, task, base_path, sft_key, labels_keys)
+        _evaluate(config, run, task, data["test"], baselines_key)
     finally:
         task.close()
     return _load_metrics(run)
+
+
+def _train_sft(config: Config, run: RunDir, task: Task, data: dict) -> tuple[str, str]:
+    """G_base (built for 'embedded') and G_SFT. Returns G_base's path and the sft stage's key."""
+    from vstar import stages
+
+    seed = config.run.seed
+    embedded = config.model.base == "embedded"
+    _stage(run, "base", {"settings": _settings(config, "model"), "seed": seed},
+           lambda: {"path": stages.prepare_base(config, run)}, [run.base] if embedded else [])
+    base_path = str(run.base) if embedded else config.model.base
+    sft_inputs = {"G_base": stages.model_identity(base_path), "D_SFT": data["sft"],
+                  "settings": _settings(config, "generator", "model"), "seed": seed}
+    _stage(run, "sft", sft_inputs, lambda: stages.train_generator(
+        config, base_path, stages.gold_examples(task), run.sft, seed), [run.sft])
+    return base_path, fingerprint({k: fingerprint(v) for k, v in sft_inputs.items()})
+
+
+def _iteration_files(run: RunDir, iterations: Sequence[int]) -> list[Path]:
+    return [run.iteration(t) / name for t in iterations for name in ("samples.jsonl", "labels.jsonl")]
+
+
+def _iterate(config: Config, run: RunDir, task: Task, data: dict, base_path: str) -> None:
+    """The T iterations: sample from G_{t-1}, label, retrain G_t from G_base on D_GEN."""
+    from vstar import stages
+
+    seed = config.run.seed
+    query = task.problems("query")
+    for t in range(1, config.run.iterations + 1):
+        folder = run.iteration(t)
+        _stage(run, f"iter_{t}.samples", {
+            "generator": run.generator(t - 1), "D_query": data["query"],
+            "settings": _settings(config, "sampling", "model"), "seed": seed, "t": t,
+        }, lambda t=t, folder=folder: stages.sample(
+            config, str(run.generator(t - 1)), query, config.sampling.k, seed + 1000 * t,
+            folder / "samples.jsonl", config.sampling.temperature, desc=f"iteration {t}: sampling"),
+            [folder / "samples.jsonl"])
+        _stage(run, f"iter_{t}.labels", {
+            "samples": folder / "samples.jsonl", "D_query": data["query"], "settings": _settings(config, "task"),
+        }, lambda folder=folder: stages.label(config, task, query, folder / "samples.jsonl", folder / "labels.jsonl"),
+            [folder / "labels.jsonl"])
+        _stage(run, f"iter_{t}.generator", {
+            "G_base": stages.model_identity(base_path), "D_SFT": data["sft"],
+            "samples": _iteration_files(run, range(1, t + 1)),
+            "settings": _settings(config, "generator", "model"), "seed": seed + t,
+        }, lambda t=t: stages.train_generator(
+            config, base_path, stages.generator_data(task, run, t), run.generator(t), seed + t),
+            [run.generator(t)])
+
+
+def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines_key: str) -> None:
+    """Evaluation as four resumable stages: candidates, labels, scores, metrics (+ baselines)."""
+    from vstar.evaluation import stage as ev
+
+    final, out = run.generator(config.run.iterations), run.eval
+    files = {name: out / f"{name}.jsonl" for name in ("candidates", "labels", "scores")}
+    compute: dict = {}
+    compute.update(_stage(run, "eval.candidates", {
+        "G_T": final, "G_SFT": run.sft, "D_test": test_data,
+        "settings": _settings(config, "eval", "sampling", "model"), "seed": config.run.seed,
+    }, lambda: ev.sample_candidates(config, run, task, str(final), out), [files["candidates"]]))
+    compute.update(_stage(run, "eval.labels", {
+        "candidates": files["candidates"], "D_test": test_data, "settings": _settings(config, "task"),
+    }, lambda: ev.label_candidates(config, task, out), [files["labels"]]))
+    compute.update(_stage(run, "eval.scores", {
+        "candidates": files["candidates"], "G_T": final, "G_SFT": run.sft, "V": run.verifier,
+        "settings": _settings(config, "model"),
+    }, lambda: ev.score_candidates(config, run, str(final), str(run.verifier), out), [files["scores"]]))
+    extra_curves = None
+    if ev.baselines_enabled(config):
+        summary = _stage(run, "eval.baselines", {
+            "candidates": files["candidates"], "baselines": baselines_key,
+            "settings": _settings(config, "eval", "baselines", "model"),
+        }, lambda: ev.evaluate_baselines(config, run, task, out))
+        extra_curves = summary.get("curves")
+        compute.update({k: v for k, v in summary.items() if k != "curves"})
+    compute.pop("seconds", None)
+    _stage(run, "eval", {
+        "files": list(files.values()), "classifier_scores": out / "classifier_scores.jsonl", "compute": compute,
+        "curves": extra_curves, "settings": _settings(config, "eval", "verifier"), "seed": config.run.seed,
+    }, lambda: {"n_problems": ev.write_metrics(config, out, compute, extra_curves)["n_problems"]},
+        [out / "metrics.json"])
+
+
+def _run_baselines(config: Config, run: RunDir, task, base_path: str, sft_key: str, labels_keys: list[str]) -> str:
+    """RFT, V-STaR[1 iter], ORM and GenRM, as enabled in ``config.baselines``; returns their joint key."""
+    from vstar import baselines
+
+    enabled = config.baselines
+    keys = []
+    if enabled.rft:
+        rft_key = fingerprint(sft_key, labels_keys[0], _settings(config, "sampling"), "rft")
+        _stage(run, "rft.samples", rft_key, lambda: baselines.rft_samples(config, run, task))
+        rft_key = fingerprint(rft_key, _settings(config, "generator"))
+        _stage(run, "rft.generator", rft_key, lambda: baselines.rft_generator(config, run, task, base_path))
+        keys.append(rft_key)
+        if enabled.vstar_1iter:
+            key = fingerprint(rft_key, _settings(config, "verifier"))
+            _stage(run, "verifier_1iter", key, lambda: baselines.verifier_1iter(config, run, task))
+            keys.append(key)
+    for kind in ("orm", "genrm"):
+        if getattr(enabled, kind):
+            key = fingerprint(sft_key, labels_keys, _settings(config, "verifier", "baselines"), kind)
+            _stage(run, kind, key, lambda kind=kind: baselines.train_classifier_verifier(config, run, task, kind))
+            keys.append(key)
+    return fingerprint(keys, _settings(config, "baselines"))
 
 
 def _load_metrics(run: RunDir) -> dict:

@@ -6,6 +6,7 @@ commands call them one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections import defaultdict
@@ -13,12 +14,25 @@ from pathlib import Path
 from typing import Sequence
 
 from vstar.config import Config
-from vstar.rundir import RunDir, read_jsonl, replace_dir, write_json, write_jsonl
+from vstar.rundir import (
+    RunDir,
+    append_jsonl,
+    fingerprint,
+    read_jsonl,
+    read_partial_jsonl,
+    replace_dir,
+    write_json,
+    write_jsonl,
+    write_text,
+)
 from vstar.sampling import make_sampler
 from vstar.sampling.base import SamplingParams
 from vstar.tasks import Problem, Task
 
 log = logging.getLogger("vstar")
+
+#: file in a training stage's temp dir naming the inputs its checkpoints belong to
+TRAINING_KEY_FILE = ".vstar_training_key"
 
 
 def prepare_base(config: Config, run: RunDir) -> str:
@@ -41,15 +55,42 @@ def prepare_base(config: Config, run: RunDir) -> str:
 
 
 def train_generator(config: Config, base_path: str, examples: list[dict], out_dir: Path, seed: int) -> dict:
-    """SFT from G_base on ``examples``; written to a temp dir, moved into place when done."""
+    """SFT from G_base on ``examples``; written to a temp dir, moved into place when done.
+
+    A killed run leaves the temp dir with the trainer's checkpoints; the next call with the
+    same inputs resumes from the last complete one.
+    """
     from vstar.training.sft import train_sft
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    key = fingerprint(model_identity(base_path), examples, dataclasses.asdict(config.generator), seed, config.model.dtype)
+    tmp = training_dir(out_dir, key)
     summary = train_sft(base_path, examples, tmp, config.generator, seed, config.model.dtype)
-    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-    replace_dir(tmp, out_dir)
+    finish_training_dir(tmp, out_dir)
     return summary
+
+
+def model_identity(model_path: str) -> object:
+    """What a model reference stands for in a fingerprint: a local folder's contents, else the hub id."""
+    return Path(model_path) if Path(model_path).is_dir() else model_path
+
+
+def training_dir(out_dir: Path, key: str) -> Path:
+    """The temp dir a training stage writes into: kept (with its checkpoints) when it was made for
+    the same inputs (``key``), else emptied."""
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    key_file = tmp / TRAINING_KEY_FILE
+    if not (key_file.is_file() and key_file.read_text() == key):
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write_text(key_file, key)
+    return tmp
+
+
+def finish_training_dir(tmp: Path, out_dir: Path) -> None:
+    """Drop the checkpoints and the key file, then move the trained model into place."""
+    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+    (tmp / TRAINING_KEY_FILE).unlink(missing_ok=True)
+    replace_dir(tmp, out_dir)
 
 
 def gold_examples(task: Task) -> list[dict]:
@@ -66,40 +107,121 @@ def sample(
     temperature: float,
     desc: str,
 ) -> dict:
-    """``n`` completions per problem from ``model_path`` -> ``out_file`` (samples.jsonl)."""
-    params = SamplingParams(
-        n=n,
-        temperature=temperature,
-        top_p=config.sampling.top_p,
-        max_new_tokens=config.sampling.max_new_tokens,
-        stop=_task_stop(config),
-        seed=seed,
-    )
-    prompts = [p.prompt for p in problems]
+    """``n`` completions per problem from ``model_path`` -> ``out_file`` (samples.jsonl).
+
+    Finished chunks go to ``<name>.partial.jsonl`` beside it first, so a killed run resumes
+    from the last complete chunk (see ``sample_records``).
+    """
+    partial = partial_file(out_file)
+    records = sample_records(config, model_path, problems, n, seed, partial, temperature, desc)
+    write_jsonl(out_file, records)
+    partial.unlink(missing_ok=True)
+    return {"samples": len(records), "tokens_sampled": sum(r["num_tokens"] for r in records)}
+
+
+def partial_file(out_file: Path) -> Path:
+    """``samples.jsonl`` -> ``samples.partial.jsonl``."""
+    out_file = Path(out_file)
+    return out_file.with_name(out_file.name.removesuffix(".jsonl") + ".partial.jsonl")
+
+
+def sample_records(
+    config: Config,
+    model_path: str,
+    problems: Sequence[Problem],
+    n: int,
+    seed: int,
+    partial: Path,
+    temperature: float,
+    desc: str,
+) -> list[dict]:
+    """Sample records for every problem, appended chunk by chunk to ``partial`` (fsync per chunk).
+
+    The first line of ``partial`` is a header with a fingerprint of the model, the settings and
+    the prompts; a partial file with another header is discarded. Each chunk of problems is
+    sampled with a seed fixed by the run's seed and the chunk's position, so a resumed run
+    produces exactly the records of an uninterrupted one. Returns the records in order.
+    """
+    params = SamplingParams(n=n, temperature=temperature, top_p=config.sampling.top_p,
+                            max_new_tokens=config.sampling.max_new_tokens, stop=_task_stop(config), seed=seed)
+    per_chunk = _problems_per_chunk(config, n, len(problems))
+    header = {"partial_of": fingerprint(model_identity(model_path), dataclasses.asdict(params), per_chunk,
+                                        config.sampling.backend, [(p.id, p.prompt) for p in problems])}
+    records = _resume_partial(partial, header, problems, n, per_chunk)
+    if len(records) < len(problems) * n:
+        if records:
+            log.info("%s: resuming, %d of %d problems already sampled", desc, len(records) // n, len(problems))
+        _sample_chunks(config, model_path, problems, params, partial, per_chunk, records, desc)
+    return records
+
+
+def _problems_per_chunk(config: Config, n: int, num_problems: int) -> int:
+    """Problems per chunk: one sampling batch's worth (the Ray backend takes all problems in one
+    call, as its workers are started per call)."""
     if config.execution.backend == "ray":
+        return max(1, num_problems)
+    return max(1, config.sampling.batch_size // max(1, n))
+
+
+def _chunk_seed(seed: int, start: int) -> int:
+    """The sampling seed of the chunk starting at problem ``start``."""
+    return int(fingerprint("chunk", seed, start)[:8], 16)
+
+
+def _resume_partial(partial: Path, header: dict, problems: Sequence[Problem], n: int, per_chunk: int) -> list[dict]:
+    """The records of the complete chunks in ``partial`` (the file is cut back to them), or a
+    fresh file holding only ``header`` when it is missing or was made for other inputs."""
+    lines = read_partial_jsonl(partial)
+    records = lines[1:] if lines and lines[0] == header else []
+    chunk_rows = per_chunk * n
+    keep = len(problems) * n if len(records) >= len(problems) * n else len(records) // chunk_rows * chunk_rows
+    records = records[:keep]
+    if any(r.get("problem_id") != problems[i // n].id or r.get("sample_index") != i % n for i, r in enumerate(records)):
+        records = []
+    if not lines or lines[0] != header or len(lines) - 1 != len(records):
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(partial, [header] + records)
+    return records
+
+
+def _sample_chunks(
+    config: Config, model_path: str, problems: Sequence[Problem], params: SamplingParams, partial: Path,
+    per_chunk: int, records: list[dict], desc: str,
+) -> None:
+    """Sample the chunks after those in ``records``, appending each to ``partial`` and ``records``."""
+    from tqdm.auto import tqdm
+
+    n = params.n
+    sampler = None
+    if config.execution.backend != "ray":
+        sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype,
+                               config.execution.tensor_parallel_size, config.execution.gpu_memory_utilization)
+    try:
+        with tqdm(total=len(problems) * n, initial=len(records), desc=desc, unit="seq", leave=False) as bar:
+            for start in range(len(records) // n, len(problems), per_chunk):
+                chunk = problems[start : start + per_chunk]
+                chunk_params = dataclasses.replace(params, seed=_chunk_seed(params.seed, start))
+                results = _generate(config, sampler, model_path, [p.prompt for p in chunk], chunk_params, desc)
+                new = [
+                    {"problem_id": problem.id, "sample_index": j, "prompt": problem.prompt, "completion": c.text,
+                     "num_tokens": c.num_tokens, "finished": c.finished}
+                    for problem, row in zip(chunk, results)
+                    for j, c in enumerate(row)
+                ]
+                append_jsonl(partial, new)
+                records += new
+                bar.update(len(new))
+    finally:
+        if sampler is not None:
+            sampler.close()
+
+
+def _generate(config: Config, sampler, model_path: str, prompts: list[str], params: SamplingParams, desc: str):
+    if sampler is None:
         from vstar.execution.ray_backend import generate_with_ray
 
-        results = generate_with_ray(config, model_path, prompts, params, desc=desc)
-    else:
-        sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype)
-        try:
-            results = sampler.generate(prompts, params, desc=desc)
-        finally:
-            sampler.close()
-    records = [
-        {
-            "problem_id": problem.id,
-            "sample_index": j,
-            "prompt": problem.prompt,
-            "completion": c.text,
-            "num_tokens": c.num_tokens,
-            "finished": c.finished,
-        }
-        for problem, row in zip(problems, results)
-        for j, c in enumerate(row)
-    ]
-    write_jsonl(out_file, records)
-    return {"samples": len(records), "tokens_sampled": sum(r["num_tokens"] for r in records)}
+        return generate_with_ray(config, model_path, prompts, params, desc=desc)
+    return sampler.generate(prompts, params, desc=desc)
 
 
 def _task_stop(config: Config) -> tuple[str, ...]:
@@ -150,30 +272,36 @@ def generator_data(task: Task, run: RunDir, t: int) -> list[dict]:
     return examples
 
 
-def verifier_data(task: Task, run: RunDir, iterations: Sequence[int]) -> list[dict]:
-    """D_VER: gold solutions (correct) plus every labeled sample of ``iterations``."""
-    gold = [
+def gold_records(task: Task) -> list[dict]:
+    """D_SFT's gold solutions as labeled records (they count as correct)."""
+    return [
         {"problem_id": p.id, "prompt": p.prompt, "completion": p.solution, "correct": True}
         for p in task.problems("sft")
         if p.solution
     ]
-    return gold + labeled_samples(run, iterations)
+
+
+def verifier_data(task: Task, run: RunDir, iterations: Sequence[int]) -> list[dict]:
+    """D_VER: gold solutions (correct) plus every labeled sample of ``iterations``."""
+    return gold_records(task) + labeled_samples(run, iterations)
 
 
 def train_verifier(config: Config, run: RunDir, task: Task, iterations: Sequence[int], out_dir: Path) -> dict:
-    """Pairs from D_VER -> DPO from G_SFT -> held-out pair accuracy."""
+    """The V-STaR verifier: DPO on pairs from D_VER (gold + the samples of ``iterations``)."""
+    return train_verifier_on(config, run, verifier_data(task, run, iterations), out_dir)
+
+
+def train_verifier_on(config: Config, run: RunDir, labeled: list[dict], out_dir: Path) -> dict:
+    """Pairs from labeled records -> DPO from G_SFT -> held-out pair accuracy."""
     from vstar.training.dpo import train_dpo
     from vstar.training.pairs import build_pairs, split_heldout
 
-    pairs, counts = build_pairs(
-        verifier_data(task, run, iterations), config.verifier.max_pairs_per_problem, config.run.seed
-    )
+    pairs, counts = build_pairs(labeled, config.verifier.max_pairs_per_problem, config.run.seed)
     if not pairs:
         raise_no_pairs(counts)
     train_pairs, heldout = split_heldout(pairs, config.verifier.heldout_fraction, config.run.seed)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    key = fingerprint(run.sft, train_pairs, dataclasses.asdict(config.verifier), config.run.seed, config.model.dtype)
+    tmp = training_dir(out_dir, key)
     write_jsonl(
         tmp / "pairs.jsonl",
         [{**p, "heldout": False} for p in train_pairs] + [{**p, "heldout": True} for p in heldout],
@@ -181,9 +309,8 @@ def train_verifier(config: Config, run: RunDir, task: Task, iterations: Sequence
     summary = train_dpo(str(run.sft), train_pairs, tmp, config.verifier, config.run.seed, config.model.dtype)
     summary.update(counts)
     summary["heldout"] = pair_accuracy(str(tmp), str(run.sft), heldout, config)
-    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     write_json(tmp / "summary.json", summary)
-    replace_dir(tmp, out_dir)
+    finish_training_dir(tmp, out_dir)
     return summary
 
 

@@ -1,4 +1,8 @@
-"""The evaluation stage: sample candidates on the test split, label, score, compute metrics."""
+"""The evaluation stage: sample candidates on the test split, label, score, compute metrics.
+
+Each step reads the previous steps' files in ``out_dir`` and writes its own, so the
+pipeline runs them as separate resumable stages; ``evaluate_run`` runs them all.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +16,40 @@ from vstar.tasks import Task
 SOURCES = ("final", "sft")
 
 
-def sample_candidates(config: Config, run: RunDir, task: Task, final_generator: str, out_dir: Path) -> dict:
-    """N candidates per test problem from G_T and from G_SFT -> candidates.jsonl."""
-    from vstar.stages import sample
+def sample_candidates(
+    config: Config, run: RunDir, task: Task, final_generator: str, out_dir: Path, include_sft: bool = True
+) -> dict:
+    """N candidates per test problem from G_T and (``include_sft``) from G_SFT -> candidates.jsonl.
 
+    Each source is sampled into ``candidates_<source>.partial.jsonl`` chunk by chunk, so a
+    killed run resumes where it stopped; the partial files go once candidates.jsonl is written.
+    """
+    from vstar.stages import sample_records
+
+    out_dir.mkdir(parents=True, exist_ok=True)
     problems = task.problems("test")
-    records = []
-    summary = {}
-    for offset, (source, path) in enumerate(zip(SOURCES, (final_generator, str(run.sft)))):
-        tmp_file = out_dir / f".candidates_{source}.jsonl"
-        part = sample(
+    records, summary, partials = [], {}, []
+    sources = list(zip(SOURCES, (final_generator, str(run.sft))))[: 2 if include_sft else 1]
+    for offset, (source, path) in enumerate(sources):
+        partial = out_dir / f"candidates_{source}.partial.jsonl"
+        part = sample_records(
             config, path, problems, config.eval.n_candidates, config.run.seed + 7919 * (offset + 1),
-            tmp_file, config.eval.temperature, desc=f"test candidates ({source})",
+            partial, config.eval.temperature, desc=f"test candidates ({source})",
         )
-        records += [{**r, "source": source} for r in read_jsonl(tmp_file)]
-        tmp_file.unlink()
-        summary[f"tokens_sampled_{source}"] = part["tokens_sampled"]
+        records += [{**r, "source": source} for r in part]
+        summary[f"tokens_sampled_{source}"] = sum(r["num_tokens"] for r in part)
+        partials.append(partial)
     write_jsonl(out_dir / "candidates.jsonl", records)
+    for partial in partials:
+        partial.unlink(missing_ok=True)
     return summary
+
+
+def label_candidates(config: Config, task: Task, out_dir: Path) -> dict:
+    """Check every candidate -> labels.jsonl (one line per line of candidates.jsonl)."""
+    from vstar.stages import label
+
+    return label(config, task, task.problems("test"), out_dir / "candidates.jsonl", out_dir / "labels.jsonl")
 
 
 def score_candidates(config: Config, run: RunDir, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
@@ -57,21 +77,44 @@ def score_candidates(config: Config, run: RunDir, final_generator: str, verifier
     return {"verifier_forward_tokens": verifier_tokens}
 
 
-def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
-    """All of evaluation, writing candidates/labels/scores/metrics into ``out_dir``."""
-    from vstar.evaluation.tables import compute_metrics
-    from vstar.stages import label
+def evaluate_baselines(config: Config, run: RunDir, task: Task, out_dir: Path) -> dict:
+    """The enabled baselines' evaluation (``vstar.baselines``): their summary, with their extra
+    curves under "curves"."""
+    from vstar.baselines import evaluate_baselines as run_baselines
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = sample_candidates(config, run, task, final_generator, out_dir)
-    summary.update(label(config, task, task.problems("test"), out_dir / "candidates.jsonl", out_dir / "labels.jsonl"))
-    summary.update(score_candidates(config, run, final_generator, verifier, out_dir))
+    curves, summary = run_baselines(config, run, task, out_dir)
+    return {**summary, "curves": curves}
+
+
+def baselines_enabled(config: Config) -> bool:
+    return any((config.baselines.rft, config.baselines.orm, config.baselines.genrm))
+
+
+def write_metrics(config: Config, out_dir: Path, compute: dict, extra_curves: dict | None = None) -> dict:
+    """Metrics from candidates, labels and scores (plus classifier_scores.jsonl, if the baselines
+    wrote one) -> metrics.json; ``compute`` is recorded in it."""
+    from vstar.evaluation.tables import compute_metrics, merge_scores
+
+    scores = read_jsonl(out_dir / "scores.jsonl")
+    classifier_scores = out_dir / "classifier_scores.jsonl"
+    if (config.baselines.orm or config.baselines.genrm) and classifier_scores.exists():
+        scores = merge_scores(scores, read_jsonl(classifier_scores))
     metrics = compute_metrics(
-        read_jsonl(out_dir / "candidates.jsonl"),
-        read_jsonl(out_dir / "labels.jsonl"),
-        read_jsonl(out_dir / "scores.jsonl"),
-        config,
+        read_jsonl(out_dir / "candidates.jsonl"), read_jsonl(out_dir / "labels.jsonl"), scores, config,
+        extra_curves=extra_curves or None,
     )
-    metrics["compute"] = summary
+    metrics["compute"] = {k: v for k, v in compute.items() if k != "seconds"}
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
+    """All of evaluation, writing candidates/labels/scores/metrics into ``out_dir``."""
+    summary = sample_candidates(config, run, task, final_generator, out_dir)
+    summary.update(label_candidates(config, task, out_dir))
+    summary.update(score_candidates(config, run, final_generator, verifier, out_dir))
+    extra_curves = None
+    if baselines_enabled(config):
+        summary.update(evaluate_baselines(config, run, task, out_dir))
+        extra_curves = summary.pop("curves")
+    return write_metrics(config, out_dir, summary, extra_curves)

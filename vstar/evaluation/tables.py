@@ -1,99 +1,112 @@
-"""Metrics of a run's evaluation: curves over k with 95% bootstrap intervals, and the summary table."""
+"""A run's evaluation metrics: curves over k with 95% bootstrap intervals, and the summary table."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
 
 import numpy as np
 
 from vstar.config import Config
-from vstar.evaluation.bootstrap import bootstrap_ci
-from vstar.evaluation.estimators import best_of_k, majority_at_k, pass_at_k, weighted_majority_at_k
+from vstar.evaluation.metrics import (
+    PreparedProblem,
+    best_of_k_fn,
+    curve,
+    default_ks,
+    majority_of,
+    pass_at_k_of,
+    prepare_problems,
+    weighted_majority_fn,
+)
 
-PerProblem = dict[str, np.ndarray]
-
-
-def group_by_problem(candidates: list[dict], labels: list[dict], scores: list[dict]) -> dict[str, dict[str, PerProblem]]:
-    """source -> problem_id -> arrays (correct, answers, answer_correct, score columns), in sample order."""
-    score_of = {(s["problem_id"], s["sample_index"]): s for s in scores}
-    rows: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for cand, lab in zip(candidates, labels):
-        key = (cand["problem_id"], cand["sample_index"])
-        rows[cand["source"]][cand["problem_id"]].append((cand, lab, score_of.get(key) if cand["source"] == "final" else None))
-    grouped: dict[str, dict[str, PerProblem]] = {}
-    for source, problems in rows.items():
-        grouped[source] = {}
-        for pid, items in problems.items():
-            arrays: PerProblem = {
-                "correct": np.array([lab["correct"] for _, lab, _ in items], dtype=float),
-                "answers": [lab["answer"] for _, lab, _ in items],
-                "answer_correct": np.array([lab["answer_correct"] for _, lab, _ in items], dtype=float),
-            }
-            if items[0][2] is not None:
-                for column in items[0][2]:
-                    if column not in ("problem_id", "sample_index"):
-                        arrays[column] = np.array([s[column] for _, _, s in items], dtype=float)
-            grouped[source][pid] = arrays
-    return grouped
+#: what the V-STaR paper scores with: the verifier's log-likelihood log V(y|x)
+PAPER_SCORE = "V-STaR"
 
 
-def score_variants(beta: float) -> dict[str, Callable[[PerProblem], np.ndarray]]:
-    """Named ways to rank G_T's candidates: the verifier's scores and the no-verifier controls."""
+def score_variants(columns: dict[str, np.ndarray], beta: float) -> dict[str, np.ndarray]:
+    """Named rankings of G_T's candidates: the verifier's scores and the no-verifier controls."""
+    tokens = np.maximum(columns["tokens"], 1)
     variants = {
-        "V-STaR": lambda a: a["verifier_logp_sum"],  # the paper's score: log V(y|x)
-        "V-STaR (mean log-prob)": lambda a: a["verifier_logp_sum"] / np.maximum(a["tokens"], 1),
-        "V-STaR (DPO reward)": lambda a: beta * (a["verifier_logp_sum"] - a["sft_logp_sum"]),
-        "control: G_SFT likelihood": lambda a: a["sft_logp_sum"],
-        "control: generator mean log-prob": lambda a: a["generator_logp_sum"] / np.maximum(a["tokens"], 1),
+        "control: G_SFT likelihood": columns["sft_logp_sum"],
+        "control: generator mean log-prob": columns["generator_logp_sum"] / tokens,
     }
+    if "verifier_logp_sum" in columns:
+        variants.update({
+            PAPER_SCORE: columns["verifier_logp_sum"],
+            "V-STaR (mean log-prob)": columns["verifier_logp_sum"] / tokens,
+            "V-STaR (DPO reward)": beta * (columns["verifier_logp_sum"] - columns["sft_logp_sum"]),
+        })
+    if "orm_prob" in columns:
+        variants["ORM"] = columns["orm_prob"]
+    if "genrm_yes" in columns:
+        variants["GenRM"] = columns["genrm_yes"]
     return variants
 
 
-def _curve(per_problem: Callable[[PerProblem, int], float], problems: dict[str, PerProblem], ks: list[int], config: Config) -> dict:
-    out = {}
-    for k in ks:
-        values = np.array([per_problem(arrays, k) for arrays in problems.values()])
-        mean, lo, hi = bootstrap_ci(values, n_boot=config.eval.bootstrap, seed=config.run.seed)
-        out[str(k)] = {"mean": float(mean), "lo": float(lo), "hi": float(hi)}
-    return out
+def problems_by_source(candidates: list[dict], labels: list[dict], scores: list[dict], beta: float) -> dict[str, list[PreparedProblem]]:
+    """source ('final' / 'sft') -> prepared problems, candidates in sample order."""
+    score_of = {(s["problem_id"], s["sample_index"]): s for s in scores}
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cand, lab in zip(candidates, labels):
+        grouped[cand["source"]][cand["problem_id"]].append((cand, lab))
+    prepared = {}
+    for source, problems in grouped.items():
+        dicts = []
+        for pid, items in problems.items():
+            problem = {
+                "id": pid,
+                "correct": [lab["correct"] for _, lab in items],
+                "answers": [lab["answer"] for _, lab in items],
+                "answer_correct": [lab["answer_correct"] for _, lab in items],
+            }
+            rows = [score_of.get((c["problem_id"], c["sample_index"])) for c, _ in items]
+            if source == "final" and all(rows):
+                columns = {name: np.array([r[name] for r in rows], dtype=float) for name in rows[0]
+                           if name not in ("problem_id", "sample_index")}
+                problem["scores"] = score_variants(columns, beta)
+            dicts.append(problem)
+        prepared[source] = prepare_problems(dicts)
+    return prepared
 
 
-def default_ks(n: int) -> list[int]:
-    ks, k = [], 1
-    while k <= n:
-        ks.append(k)
-        k *= 2
-    return ks
+def merge_scores(*tables: list[dict]) -> list[dict]:
+    """Join score records (e.g. scores.jsonl and classifier_scores.jsonl) on (problem_id, sample_index)."""
+    merged: dict[tuple, dict] = {}
+    for table in tables:
+        for row in table:
+            merged.setdefault((row["problem_id"], row["sample_index"]), {}).update(row)
+    return list(merged.values())
 
 
-def compute_metrics(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config) -> dict:
+def rft_curves(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config) -> dict:
+    """RFT's pass@k and V-STaR[1 iter]'s Best-of-k, from G_RFT's candidates scored by V[1 iter]."""
+    ks = sorted(set(config.eval.ks)) if config.eval.ks else default_ks(config.eval.n_candidates)
+    final = problems_by_source(candidates, labels, scores, config.verifier.beta)["final"]
+    settings = {"ks": ks, "n_boot": config.eval.bootstrap, "seed": config.run.seed}
+    curves = {"RFT pass@k": curve(pass_at_k_of, final, **settings)}
+    if PAPER_SCORE in final[0].scores:
+        curves["V-STaR[1 iter] best-of-k"] = curve(best_of_k_fn(PAPER_SCORE), final, **settings)
+    return {name: {str(k): point for k, point in points.items()} for name, points in curves.items()}
+
+
+def compute_metrics(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config,
+                    extra_curves: dict | None = None) -> dict:
     n = config.eval.n_candidates
     ks = sorted(set(config.eval.ks)) if config.eval.ks else default_ks(n)
-    grouped = group_by_problem(candidates, labels, scores)
+    by_source = problems_by_source(candidates, labels, scores, config.verifier.beta)
+    settings = {"ks": ks, "n_boot": config.eval.bootstrap, "seed": config.run.seed}
     curves: dict[str, dict] = {}
-
-    def pass_fn(a: PerProblem, k: int) -> float:
-        return pass_at_k(len(a["correct"]), int(a["correct"].sum()), k)
-
-    def maj_fn(a: PerProblem, k: int) -> float:
-        return majority_at_k(a["answers"], a["answer_correct"], k)
-
-    has_answers = any(ans is not None for arrays in grouped["final"].values() for ans in arrays["answers"])
+    final = by_source["final"]
+    has_answers = any((p.group >= 0).any() for p in final)
     for source, name in (("sft", "SFT"), ("final", "STaR†")):
-        curves[f"{name} pass@k"] = _curve(pass_fn, grouped[source], ks, config)
+        curves[f"{name} pass@k"] = curve(pass_at_k_of, by_source[source], **settings)
         if has_answers:
-            curves[f"{name} maj@k"] = _curve(maj_fn, grouped[source], ks, config)
-    final = grouped["final"]
-    if "verifier_logp_sum" in next(iter(final.values())):
-        for name, score in score_variants(config.verifier.beta).items():
-            curves[f"{name} best-of-k"] = _curve(lambda a, k, s=score: best_of_k(s(a), a["correct"], k), final, ks, config)
-        if has_answers:
-            rng = np.random.default_rng(config.run.seed)
-            curves["V-STaR weighted vote"] = _curve(
-                lambda a, k: weighted_majority_at_k(a["answers"], a["answer_correct"], a["verifier_logp_sum"], k, rng=rng),
-                final, ks, config,
-            )
+            curves[f"{name} maj@k"] = curve(majority_of, by_source[source], **settings)
+    for score_name in final[0].scores:
+        curves[f"{score_name} best-of-k"] = curve(best_of_k_fn(score_name), final, **settings)
+    if has_answers and PAPER_SCORE in final[0].scores:
+        curves["V-STaR weighted vote"] = curve(weighted_majority_fn(PAPER_SCORE, seed=config.run.seed), final, **settings)
+    curves = {name: {str(k): point for k, point in points.items()} for name, points in curves.items()}
+    curves.update(extra_curves or {})
     return {
         "n_problems": len(final),
         "n_candidates": n,
@@ -104,26 +117,27 @@ def compute_metrics(candidates: list[dict], labels: list[dict], scores: list[dic
 
 
 def summary_table(curves: dict, table_k: int) -> list[dict]:
-    """Rows (method, metric, value with CI) at k=1 and k=table_k, as in the paper's tables."""
-    rows = []
+    """Rows (method, metric, mean and CI) at k=1 and k=table_k, as in the paper's tables."""
     wanted = [
-        ("SFT", "SFT pass@k", 1),
-        ("STaR†", "STaR† pass@k", 1),
-        ("SFT", "SFT maj@k", table_k),
-        ("STaR†", "STaR† maj@k", table_k),
-        ("V-STaR", "V-STaR best-of-k", 1),
-        ("V-STaR", "V-STaR best-of-k", table_k),
-        ("V-STaR (mean log-prob)", "V-STaR (mean log-prob) best-of-k", table_k),
-        ("V-STaR (DPO reward)", "V-STaR (DPO reward) best-of-k", table_k),
-        ("V-STaR weighted vote", "V-STaR weighted vote", table_k),
-        ("control: G_SFT likelihood", "control: G_SFT likelihood best-of-k", table_k),
-        ("control: generator mean log-prob", "control: generator mean log-prob best-of-k", table_k),
-        ("oracle (STaR† pass@k)", "STaR† pass@k", table_k),
+        ("SFT", "SFT pass@k", 1, "pass@1"),
+        ("STaR†", "STaR† pass@k", 1, "pass@1"),
+        ("SFT", "SFT maj@k", table_k, f"maj@{table_k}"),
+        ("STaR†", "STaR† maj@k", table_k, f"maj@{table_k}"),
+        ("V-STaR", "V-STaR best-of-k", 1, "best-of-1"),
+        ("V-STaR", "V-STaR best-of-k", table_k, f"best-of-{table_k}"),
+        ("V-STaR (mean log-prob)", "V-STaR (mean log-prob) best-of-k", table_k, f"best-of-{table_k}"),
+        ("V-STaR (DPO reward)", "V-STaR (DPO reward) best-of-k", table_k, f"best-of-{table_k}"),
+        ("V-STaR weighted vote", "V-STaR weighted vote", table_k, f"weighted maj@{table_k}"),
+        ("ORM", "ORM best-of-k", table_k, f"best-of-{table_k}"),
+        ("GenRM", "GenRM best-of-k", table_k, f"best-of-{table_k}"),
+        ("RFT", "RFT pass@k", 1, "pass@1"),
+        ("V-STaR[1 iter]", "V-STaR[1 iter] best-of-k", table_k, f"best-of-{table_k}"),
+        ("control: G_SFT likelihood", "control: G_SFT likelihood best-of-k", table_k, f"best-of-{table_k}"),
+        ("control: generator mean log-prob", "control: generator mean log-prob best-of-k", table_k, f"best-of-{table_k}"),
+        ("oracle (STaR† pass@k)", "STaR† pass@k", table_k, f"pass@{table_k}"),
     ]
-    for method, curve, k in wanted:
-        if curve in curves and str(k) in curves[curve]:
-            metric = curve.split(" ")[-1].replace("k", str(k)) if "@k" in curve else f"best-of-{k}"
-            if curve.endswith("weighted vote"):
-                metric = f"weighted maj@{k}"
-            rows.append({"method": method, "metric": metric, "k": k, **curves[curve][str(k)]})
-    return rows
+    return [
+        {"method": method, "metric": metric, "k": k, **curves[name][str(k)]}
+        for method, name, k, metric in wanted
+        if name in curves and str(k) in curves[name]
+    ]

@@ -15,7 +15,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
-CHARACTERS = string.digits + "+-*/=()., ->\n" + string.ascii_letters + "?:#"
+CHARACTERS = string.digits + "+-*/=()., ->\n" + string.printable  # every printable ASCII character
 
 
 @dataclass(frozen=True)
