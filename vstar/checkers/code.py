@@ -17,6 +17,9 @@ How a test is judged:
     nonce, and every value it checked holds here. A child that exits, crashes or is
     killed before reporting, for any reason (``sys.exit(0)`` and ``os._exit(0)``
     included), does not pass.
+Tests run with the builtins as they were before the program, but share the modules it
+imported: a program that monkeypatches, say, ``math.isclose`` can fool a test that calls
+it. Comparisons (``==`` ...) are immune to that.
 
 Statuses: ``passed`` (all tests passed), ``failed`` (the program ran; some test failed
 or raised), ``timeout`` (wall-clock or CPU limit), ``error`` (the program or setup did
@@ -26,23 +29,18 @@ not load, the child crashed or exited early, or the sandbox lost the worker).
 
 from __future__ import annotations
 
-import ast
-import functools
 import signal
 from typing import Any, Mapping, Sequence
 
-from vstar.checkers.sandbox import RunResult, Sandbox, SandboxOptions, sandbox_options
-from vstar.checkers.sandbox_runner import CHECK_PLACEHOLDER
+from vstar.checkers.sandbox import SANDBOX_OPTION_KEYS, RunResult, Sandbox, SandboxOptions, sandbox_options
+from vstar.checkers.assert_rewrite import compile_test
 from vstar.checkers.sandbox_values import COMPARISONS, DecodeError, compare, decode
 from vstar.errors import VstarError
 from vstar.tasks.base import Verdict
 
-_OPERATORS = {
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not",
-}
+#: sandbox keys a code task accepts among its own options (None: the sandbox default)
+SANDBOX_TASK_OPTIONS: dict[str, Any] = {key: None for key in SANDBOX_OPTION_KEYS}
 _CHECKED_OPERATORS = frozenset(COMPARISONS) | {"is", "is not"}
-_LABEL_CHARS = 160
 _VALUE_CHARS = 80
 
 
@@ -57,6 +55,11 @@ def check_programs(
         return checker.check(programs, tests, setups)
 
 
+def task_sandbox_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The sandbox keys set (not None) in a code task's options."""
+    return {key: settings[key] for key in SANDBOX_OPTION_KEYS if settings.get(key) is not None}
+
+
 class CodeChecker:
     """Holds a sandbox between batches (started on first use); ``close()`` releases it."""
 
@@ -69,7 +72,7 @@ class CodeChecker:
         if not programs:
             return []
         jobs = [
-            {"program": program, "setup": setup, "tests": [_rewrite_at(test, i, j) for j, test in enumerate(test_list)]}
+            {"program": program, "setup": setup, "tests": [_compile_at(test, i, j) for j, test in enumerate(test_list)]}
             for i, (program, test_list, setup) in enumerate(zip(programs, tests, setups))
         ]
         if self._sandbox is None:
@@ -81,6 +84,10 @@ class CodeChecker:
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles without the running sandbox (a copy, e.g. in a Ray worker, starts its own)."""
+        return {"options": self.options, "_sandbox": None}
 
     def __enter__(self) -> "CodeChecker":
         return self
@@ -105,33 +112,12 @@ def _validate(programs: Sequence[str], tests: Sequence[Sequence[str]], setups: S
 # ------------------------------------------------------------------ rewriting asserts
 
 
-def _rewrite_at(test: str, program: int, index: int) -> str:
+def _compile_at(test: str, program: int, index: int) -> str:
     try:
-        return rewrite_test(test)
+        return compile_test(test)
     except SyntaxError as error:
-        raise VstarError(f"check_programs: tests[{program}][{index}] is not valid Python: {error.msg} ({test[:80]!r})") from None
-
-
-@functools.lru_cache(maxsize=8192)
-def rewrite_test(source: str) -> str:
-    """``source`` with every ``assert`` turned into a reported check (see the module docstring)."""
-    tree = _AssertRewriter().visit(ast.parse(source))
-    return ast.unparse(ast.fix_missing_locations(tree))
-
-
-class _AssertRewriter(ast.NodeTransformer):
-    def visit_Assert(self, node: ast.Assert) -> ast.AST:
-        test = node.test
-        if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _OPERATORS:
-            parts = [ast.Constant("cmp"), ast.Constant(_OPERATORS[type(test.ops[0])]), test.left, test.comparators[0]]
-        elif isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            parts = [ast.Constant("false"), test.operand]
-        else:
-            parts = [ast.Constant("true"), test]
-        label = ast.unparse(ast.Assert(test=test, msg=None))[:_LABEL_CHARS]
-        check = ast.Call(ast.Constant(CHECK_PLACEHOLDER), [ast.Tuple(parts, ast.Load())], [])
-        fail = ast.Raise(ast.Call(ast.Name("AssertionError", ast.Load()), [ast.Constant(label)], []), None)
-        return ast.copy_location(ast.If(ast.UnaryOp(ast.Not(), check), [fail], []), node)
+        where = f"check_programs: tests[{program}][{index}]"
+        raise VstarError(f"{where} is not valid Python: {error.msg} ({test[:80]!r})") from None
 
 
 # ------------------------------------------------------------------ verdicts
@@ -194,6 +180,8 @@ def judge_check(check: list) -> tuple[bool | None, str]:
     kind = check[0] if check else None
     try:
         if kind == "cmp" and len(check) == 4 and type(check[1]) is str and check[1] in _CHECKED_OPERATORS:
+            if check[1] == "==" and check[2] == check[3] and "nan" not in repr(check[2]):
+                return True, ""  # the same plain value on both sides (NaN aside, it equals itself)
             left, right = decode(check[2]), decode(check[3])
             holds = compare(check[1], left, right)
             return holds, "" if holds else f" (left side: {_short(left)})"

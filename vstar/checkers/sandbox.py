@@ -14,16 +14,18 @@ each inside its own bubblewrap sandbox:
     programs alone; otherwise bwrap maps the user into a new user namespace.
 
 Every program runs in a fresh child forked by a worker (one interpreter start per
-worker, not per program) with rlimits on address space, CPU time, file size and
-processes, and a wall-clock deadline after which the whole process tree is killed.
-The worker is PID 1 of its namespace, so a program can neither kill it nor leave a
-process behind. Verdicts are decided in this process from the child's report
-(``vstar.checkers.code``).
+worker, not per program; the worker compiles the program before forking, so a
+compiler crash costs a worker restart, not the harness) with rlimits on address
+space, CPU time, file size and processes, and a wall-clock deadline after which the
+whole process tree is killed. The worker is PID 1 of its namespace, so a program can
+neither kill it nor leave a process behind. Verdicts are decided in this process
+from the child's report (``vstar.checkers.code``).
 
 ``isolation: "rlimits"`` is a weaker mode for machines without bubblewrap: the same
-workers and rlimits, a process group, a per-program scratch directory, a cleared
-environment and (as root) an unused uid, but the program can read and, as a normal
-user, write the user's files and use the network. It logs a warning.
+workers and rlimits, a process group, a per-program scratch directory and a cleared
+environment; as root, an unused uid when the Python installation is readable by other
+users (else the programs run as root). The program can read (and write) what its user
+can, and use the network. It logs a warning.
 
 Interpreter: the real file behind ``sys.executable`` with ``-s -S -B`` and a cleared
 environment; ``-I`` is not used because it would ignore ``PYTHONHASHSEED=0``, which
@@ -32,15 +34,18 @@ makes set/dict iteration order, and so verdicts, reproducible.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
+import sysconfig
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -51,10 +56,14 @@ from vstar.errors import VstarError
 log = logging.getLogger(__name__)
 
 ISOLATIONS = ("bwrap", "rlimits")
-SANDBOX_FILES = ("sandbox_worker.py", "sandbox_runner.py", "sandbox_values.py")
+SANDBOX_FILES = ("sandbox_worker.py", "sandbox_runner.py", "sandbox_values.py", "sandbox_cleanup.py")
 SANDBOX_DIR = "/vstar_sandbox"  # where the sandbox files appear inside bubblewrap
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-BOOT = "import sys; p = sys.argv[1]; del sys.path[0]; exec(compile(open(p, 'rb').read(), p, 'exec'), {'__name__': '__main__', '__file__': p})"
+# run the worker file as __main__ without putting its folder (vstar/checkers) on sys.path
+BOOT = (
+    "import sys; p = sys.argv[1]; del sys.path[0]; "
+    "exec(compile(open(p, 'rb').read(), p, 'exec'), {'__name__': '__main__', '__file__': p})"
+)
 RLIMITS_WARNING = (
     "code sandbox: isolation 'rlimits' runs programs WITHOUT bubblewrap: only rlimits, a process "
     "group and a cleared environment protect this machine (programs can read your files and use "
@@ -143,12 +152,12 @@ class Sandbox:
         # Workers are started from the pool's own threads: bwrap's --die-with-parent follows the
         # thread that started it, and these threads live exactly as long as the sandbox.
         self._executor = ThreadPoolExecutor(count, thread_name_prefix="vstar-sandbox")
-        self._idle: list[SandboxWorker] = []
-        self._lock = threading.Lock()
+        self._workers: list[SandboxWorker] = []
+        self._lock = threading.Lock()  # one batch at a time
         self._closed = False
         try:
             starts = [self._executor.submit(self._new_worker) for _ in range(count)]
-            self._idle = [start.result() for start in starts]
+            self._workers = [start.result() for start in starts]
         except BaseException:
             self.close()
             raise
@@ -158,19 +167,30 @@ class Sandbox:
         return SandboxWorker(command, self.options.isolation)
 
     def run(self, jobs: Sequence[Mapping[str, Any]]) -> list[RunResult]:
-        """Run each job ``{"program", "setup", "tests"}`` (tests: runner-ready sources)."""
+        """Run each job ``{"program", "setup", "tests"}`` (tests: from ``compile_test``).
+
+        Each worker's thread takes the next job until none is left; one batch at a time.
+        """
         if self._closed:
             raise VstarError("the code sandbox was closed")
-        return list(self._executor.map(self._run_one, jobs))
+        results: list[RunResult | None] = [None] * len(jobs)
+        order = iter(range(len(jobs)))
+        take = threading.Lock()
 
-    def _run_one(self, job: Mapping[str, Any]) -> RunResult:
+        def serve(worker: SandboxWorker) -> None:
+            while True:
+                with take:
+                    index = next(order, None)
+                if index is None:
+                    return
+                results[index] = self._run_on(worker, jobs[index])
+
         with self._lock:
-            worker = self._idle.pop()
-        try:
-            return self._run_on(worker, job)
-        finally:
-            with self._lock:
-                self._idle.append(worker)
+            served = [self._executor.submit(serve, worker) for worker in self._workers]
+            wait(served)
+            for future in served:
+                future.result()  # raise what a worker thread raised, once all have stopped
+        return results  # type: ignore[return-value]
 
     def _run_on(self, worker: SandboxWorker, job: Mapping[str, Any]) -> RunResult:
         options = self.options
@@ -207,7 +227,7 @@ class Sandbox:
     def close(self) -> None:
         self._closed = True
         with self._lock:
-            workers, self._idle = self._idle, []
+            workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
         self._executor.shutdown(wait=True)
@@ -221,8 +241,6 @@ class Sandbox:
 
 def _parse_report(report: bytes, nonce: str) -> list[list]:
     """The records that carry ``nonce``, without it; anything else the child wrote is ignored."""
-    import json
-
     records = []
     for line in report.split(b"\n"):
         try:
@@ -244,8 +262,12 @@ def _worker_command(options: SandboxOptions):
     flags = [python, "-s", "-S", "-B", "-c", BOOT]
     if options.isolation == "rlimits":
 
+        # As root, programs run as an unused uid, unless Python is unreadable to other users
+        # (e.g. installed under /root): then they run as root, which the warning covers.
+        drop_uid = os.geteuid() == 0 and _readable_by_anyone(sysconfig.get_paths()["stdlib"])
+
         def plain_command() -> list[str]:
-            drop = ["--drop-uid", str(_random_uid())] if os.geteuid() == 0 else []
+            drop = ["--drop-uid", str(_random_uid())] if drop_uid else []
             return flags + [files[0], "--mode", "rlimits"] + drop
 
         return plain_command
@@ -259,6 +281,15 @@ def _worker_command(options: SandboxOptions):
         return args + worker + (["--drop-uid", str(_random_uid())] if root else [])
 
     return command
+
+
+def _readable_by_anyone(path: str) -> bool:
+    """Whether a user with no special rights can read ``path`` (every ancestor searchable)."""
+    target = Path(os.path.realpath(path))
+    for directory in [target, *target.parents]:
+        if not directory.stat().st_mode & stat.S_IXOTH:
+            return False
+    return bool(target.stat().st_mode & stat.S_IROTH)
 
 
 def _random_uid() -> int:

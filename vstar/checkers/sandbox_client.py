@@ -59,7 +59,8 @@ class SandboxWorker:
             details = self._stderr_text()
             self.stop()
             hint = BWRAP_HINT if details.startswith("bwrap:") else ""
-            raise VstarError(f"code sandbox: the worker did not start ({lost}): {details or 'no message'}.{hint}") from None
+            message = f"code sandbox: the worker did not start ({lost}): {details or 'no message'}.{hint}"
+            raise VstarError(message) from None
 
     def run(self, message: dict[str, Any], deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
         """Send one job; (header, report bytes, output bytes). Raises ``WorkerLost``."""

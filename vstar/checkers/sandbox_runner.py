@@ -3,78 +3,101 @@
 Standard library only: the sandbox worker loads this file by path (not as part of
 the ``vstar`` package) with a private copy of the builtins, so a program that
 patches ``builtins`` cannot change how the runner behaves. The worker sets
-``sandbox_values`` to the loaded ``sandbox_values`` module.
+``sandbox_values`` to the loaded ``sandbox_values`` module, calls ``install_guard``
+once, ``prepare(job)`` before each fork and ``run(prepared)`` in the child.
 
 The report goes to a pipe that the worker reads and hands to the harness, one JSON
 line per record, each starting with the job's random nonce:
 
     ["<nonce>", "check", test, kind, ...]   a value an assert checked (compared again outside)
     ["<nonce>", "end", test, status, why]   a test returned: status ok / failed / error
-    ["<nonce>", "load", why]                the setup or the program raised
+    ["<nonce>", "load", why]                the setup or the program did not compile or raised
     ["<nonce>", "done"]                     the runner finished (the child exits right after)
 
 Keeping the nonce away from the program is what makes the report trustworthy, so:
   - the nonce and the pipe live only inside two generators (their frames are
     reachable only through ``gi_frame``, which the guard blocks);
-  - tests are compiled before the program runs, and the checker they call is a
-    *constant* of their code objects, not a name a program could rebind;
+  - tests arrive compiled (``vstar.checkers.assert_rewrite``) and the checker they call
+    is a *constant* of their code objects, not a name a program could rebind; they run
+    with the builtins as they were before the program (a program's patches miss them);
   - an audit hook blocks the ways Python code reaches other frames or objects:
     ``sys._getframe``, ``tb_frame``/``gi_frame``/``cr_frame``/``ag_frame``,
-    ``sys._current_frames``, ``settrace``/``setprofile``, ``gc`` introspection,
-    new audit hooks, every ``ctypes`` call, and files under ``/proc``;
+    ``sys._current_frames``, ``settrace``/``setprofile``, ``gc`` introspection and
+    ``gc.set_debug``, new audit hooks, every ``ctypes`` call, and files under ``/proc``;
   - signal handlers a program installs are called with ``frame=None``.
+What remains possible is a program that defeats CPython itself (a memory-corruption
+bug, native code): the OS sandbox still confines it, but it could fake verdicts.
 """
 
+import binascii
 import builtins
 import gc
+import marshal
 import os
 import sys
+import time
 import types
-import warnings
 
 sandbox_values = None  # set by the worker to the loaded sandbox_values module
 
-CHECK_PLACEHOLDER = "__vstar_check__"  # the harness writes asserts as calls on this string constant
+CHECK_PLACEHOLDER = "__vstar_check__"  # asserts become "__vstar_check__".__call__((...)) calls
 _exit = os._exit
 _write = os.write
 _MAX_REASON = 300
+_FLUSH_BYTES = 1 << 16
+_FLUSH_SECONDS = 0.05
+_monotonic = time.monotonic
+REPORT_FD = 3  # the child's report pipe
 
 
-def run(job: dict, report_fd: int) -> None:
-    """Run ``job`` (program, setup, tests, nonce) and end the process; never returns."""
+def prepare(job: dict) -> dict:
+    """Everything that needs no program code to run, done in the worker before it forks.
+
+    Compiles the setup and the program, loads the tests (marshalled by the harness) and
+    makes the report channel, so each child starts right at the program. A compile error
+    becomes the child's ``load`` record.
+    """
+    control, checker = _channels(REPORT_FD, job["nonce"])
+    prepared = {"control": control, "codes": [], "tests": [], "error": None}
+    try:
+        parts = [part for part in ("setup", "program") if job[part]]
+        prepared["codes"] = [compile(job[part], f"<{part}>", "exec", dont_inherit=True) for part in parts]
+        prepared["tests"] = [_load_test(blob, checker) for blob in job["tests"]]
+    except BaseException as error:  # SyntaxError, MemoryError, or a test the harness wrote wrongly
+        prepared["error"] = _describe(error)
+    return prepared
+
+
+def run(prepared: dict) -> None:
+    """In the child: run the prepared program and tests, report, end the process; never returns."""
     status = 70
     try:
-        _run(job, report_fd)
+        _run(prepared)
         status = 0
     finally:
         _exit(status)
 
 
-def _run(job: dict, report_fd: int) -> None:
-    control, checker = _channels(report_fd, job["nonce"])
-    try:
-        setup_code = compile(job["setup"], "<setup>", "exec", dont_inherit=True)
-        program_code = compile(job["program"], "<program>", "exec", dont_inherit=True)
-        test_codes = [_compile_test(source, checker) for source in job["tests"]]
-    except BaseException as error:  # SyntaxError, or a test the harness wrote wrongly
-        control(("load", _describe(error)))
+def _run(prepared: dict) -> None:
+    control = prepared["control"]
+    if prepared["error"] is not None:
+        control(("load", prepared["error"]))
         control(("done",))
         return
     original_streams = (sys.stdout, sys.stderr)
-    pristine_builtins = dict(builtins.__dict__)
-    _install_guard()
+    _guard[0]()  # arm the guard the worker installed before forking
     namespace = _program_namespace()
     try:
-        exec(setup_code, namespace)
-        exec(program_code, namespace)
+        for code in prepared["codes"]:
+            exec(code, namespace)
     except BaseException as error:
         control(("load", _describe(error)))
         _flush(original_streams)
         control(("done",))
         return
     test_globals = dict(namespace)
-    test_globals["__builtins__"] = pristine_builtins
-    for index, code in enumerate(test_codes):
+    test_globals["__builtins__"] = _pristine_builtins[0]
+    for index, code in enumerate(prepared["tests"]):
         control(("begin", index))
         control(_run_test(index, code, test_globals))
     _flush(original_streams)
@@ -92,12 +115,10 @@ def _run_test(index: int, code, test_globals: dict) -> tuple:
 
 
 def _program_namespace() -> dict:
-    """A fresh ``__main__`` for the program; the worker's own modules become unreachable."""
+    """A fresh ``__main__`` for the program (the worker's own ``__main__`` becomes unreachable)."""
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = module
-    for name in [name for name in sys.modules if name.startswith(("_vstar", "ctypes", "_ctypes"))]:
-        del sys.modules[name]
     return module.__dict__
 
 
@@ -128,9 +149,19 @@ def _channels(report_fd: int, nonce: str):
     prefix = ('["' + nonce + '",').encode()
     to_json = sandbox_values.to_json
     current_test = [-1]
+    pending = bytearray()  # records not yet written (each write wakes the worker: write few)
+    last_flush = [_monotonic()]
 
-    def write(parts: list) -> None:
-        data = prefix + to_json(parts)[1:].encode() + b"\n"
+    def write(body: str) -> None:
+        """Queue one record; ``body`` is its JSON text without the brackets and nonce."""
+        pending.extend(prefix + body.encode() + b"]\n")
+        if len(pending) > _FLUSH_BYTES:
+            flush()
+
+    def flush() -> None:
+        data = bytes(pending)
+        del pending[:]
+        last_flush[0] = _monotonic()
         while data:
             data = data[_write(report_fd, data):]
 
@@ -140,8 +171,12 @@ def _channels(report_fd: int, nonce: str):
             try:
                 if message[0] == "begin":
                     current_test[0] = message[1]
-                else:
-                    write(list(message))
+                    continue
+                write(to_json(list(message))[1:-1])
+                # a test's end goes out at once only in a slow run (a timeout then keeps the
+                # tests that passed); a fast run sends its whole report with "done"
+                if message[0] != "end" or _monotonic() - last_flush[0] > _FLUSH_SECONDS:
+                    flush()
             except BaseException:
                 pass  # a missing record fails the run outside; the generator must not die
 
@@ -160,33 +195,34 @@ def _channels(report_fd: int, nonce: str):
 def _check(request: tuple, test: int, write) -> bool:
     """Encode what an assert checks, report it, and say whether it holds. Never raises."""
     values = sandbox_values
+    head = '"check",' + int.__repr__(test) + ","
     try:
         kind = request[0]
         if kind == "cmp":
             op, left, right = request[1], request[2], request[3]
             if op in ("is", "is not") and not (_singleton(left) or _singleton(right)):
                 holds = (left is right) == (op == "is")  # identity cannot be faked; checked here
-                write(["check", test, "true", values.encode(holds)])
+                write(head + '"true",' + values.encode_json(holds))
                 return holds
-            encoded = [values.encode(left), values.encode(right)]
+            encoded = values.encode_json(left) + "," + values.encode_json(right)
             holds = values.compare(op, left, right)  # both plain built-in values: no program code runs
-            write(["check", test, "cmp", op, encoded[0], encoded[1]])
+            write(head + '"cmp",' + values.quote(op) + "," + encoded)
             return holds
         value = request[1]
         try:
-            encoded_value = values.encode(value)
+            encoded = values.encode_json(value)
         except values.Opaque:
             if values.is_python_class(value):
                 raise
             value = bool(value)  # a C type (a match object, an iterator): its truth is not the program's
-            encoded_value = values.encode(value)
+            encoded = values.encode_json(value)
         holds = bool(value) == (kind == "true")
-        write(["check", test, kind, encoded_value])
+        write(head + values.quote(kind) + "," + encoded)
         return holds
     except values.Opaque as why:
-        _safe_write(write, ["check", test, "opaque", str(why.args[0])])
+        _safe_write(write, head + '"opaque",' + values.quote(str(why.args[0])))
     except BaseException as error:
-        _safe_write(write, ["check", test, "raised", _describe(error)])
+        _safe_write(write, head + '"raised",' + values.quote(_describe(error)))
     return False
 
 
@@ -194,19 +230,16 @@ def _singleton(value) -> bool:
     return value is None or value is True or value is False or value is ...
 
 
-def _safe_write(write, parts: list) -> None:
+def _safe_write(write, body: str) -> None:
     try:
-        write(parts)
+        write(body)
     except BaseException:
         pass
 
 
-def _compile_test(source: str, checker):
-    """Compile a test and put ``checker`` where the harness wrote the placeholder constant."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # calling a str constant is a SyntaxWarning
-        code = compile(source, "<test>", "exec", dont_inherit=True)
-    return _swap_constant(code, checker)
+def _load_test(blob: str, checker):
+    """A test compiled by the harness (base64 of a marshalled code object), wired to ``checker``."""
+    return _swap_constant(marshal.loads(binascii.a2b_base64(blob)), checker)
 
 
 def _swap_constant(code, checker):
@@ -239,7 +272,8 @@ _BLOCKED_EVENTS = {
 }
 
 
-def _audit_hook(event: str, args: tuple) -> None:
+def _blocked(event: str, args: tuple) -> None:
+    """Raise if ``event`` is one the guard refuses (see the module docstring)."""
     blocked = _BLOCKED_EVENTS.get(event)
     if blocked is not None:
         raise blocked(f"{event} is blocked by the vstar sandbox")
@@ -255,11 +289,35 @@ def _audit_hook(event: str, args: tuple) -> None:
             raise PermissionError(f"{path}: /proc is blocked by the vstar sandbox")
 
 
-def _install_guard() -> None:
-    sys.addaudithook(_audit_hook)
+_guard = [None]  # the function that arms the guard in a child; set by install_guard
+_pristine_builtins = [None]  # the builtins as they were before any program: the tests' builtins
+
+
+def install_guard() -> None:
+    """Install the guard, disarmed, in the worker (once); each child arms it before the program.
+
+    Also takes the snapshot of the builtins that the tests run with (once, not per child).
+
+    An audit hook cannot be removed, and the flag that arms it lives only in the hook's
+    closure, which no Python code can reach.
+    """
+    _pristine_builtins[0] = dict(builtins.__dict__)
+    for name in [name for name in sys.modules if name.startswith(("ctypes", "_ctypes"))]:
+        del sys.modules[name]  # unusable under the guard anyway
+    armed = [False]
+
+    def hook(event: str, args: tuple) -> None:
+        if armed[0]:
+            _blocked(event, args)
+
+    def arm() -> None:
+        armed[0] = True
+
+    sys.addaudithook(hook)
     _wrap_signal_installer()
     _wrap_builtin_module_creation()
     gc.set_debug = _refuse("gc.set_debug")
+    _guard[0] = arm
 
 
 def _refuse(name: str):

@@ -15,8 +15,8 @@ exactly one of the built-in types below are encoded (a subclass may override
     d dict   o OrderedDict   C Counter   (defaultdict is encoded as d)
     r range  fr Fraction   D Decimal
 
-``to_json`` writes records with nothing but methods of built-in types, so a program
-that monkeypatches ``json`` cannot alter what the runner reports.
+``encode_json`` and ``to_json`` write with nothing but methods of built-in types, so a
+program that monkeypatches ``json`` cannot alter what the runner reports.
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ def is_python_class(value) -> bool:
 # ---------------------------------------------------------------- encoding (inside)
 
 
-def encode(value) -> list:
-    """``value`` as a tagged list; raises ``Opaque`` for anything not plain."""
-    budget = [MAX_ITEMS]
-    return _encode(value, 0, budget)
+def encode_json(value) -> str:
+    """The JSON text of ``value`` as a tagged list; raises ``Opaque`` for anything not plain.
+
+    Written in one pass, from built-in methods only (a program that patches ``json``
+    cannot change it).
+    """
+    return _json(value, 0, [MAX_ITEMS])
 
 
 def _spend(budget: list, amount: int) -> None:
@@ -55,7 +58,7 @@ def _spend(budget: list, amount: int) -> None:
         raise Opaque("value too large to check")
 
 
-def _encode(value, depth: int, budget: list) -> list:
+def _json(value, depth: int, budget: list) -> str:
     if depth > MAX_DEPTH:
         raise Opaque("value nested too deeply to check")
     kind = type(value)
@@ -64,18 +67,20 @@ def _encode(value, depth: int, budget: list) -> list:
     if scalar is not None:
         return scalar(value, budget)
     container = _CONTAINERS.get(key)
+    depth += 1
     if container is not None:
         tag, items = container(value)
         _spend(budget, len(items) + 1)
-        return [tag, [_encode(item, depth + 1, budget) for item in items]]
+        return '["' + tag + '",[' + ",".join([_json(item, depth, budget) for item in items]) + "]]"
     mapping = _MAPPINGS.get(key)
     if mapping is not None:
         tag, pairs = mapping(value)
         _spend(budget, len(pairs) + 1)
-        return [tag, [[_encode(k, depth + 1, budget), _encode(v, depth + 1, budget)] for k, v in pairs]]
+        pairs_text = ["[" + _json(k, depth, budget) + "," + _json(v, depth, budget) + "]" for k, v in pairs]
+        return '["' + tag + '",[' + ",".join(pairs_text) + "]]"
     optional = _optional_scalar(kind)
     if optional is not None:
-        return optional(value, budget)
+        return optional(value)
     raise Opaque(f"a value of type {kind.__name__} cannot be compared outside the sandbox")
 
 
@@ -83,33 +88,41 @@ def _optional_scalar(kind):
     """Encoders for Fraction and Decimal, looked up only if the program imported them."""
     fractions, decimal = sys.modules.get("fractions"), sys.modules.get("decimal")
     if fractions is not None and kind is getattr(fractions, "Fraction", None):
-        return lambda v, b: ["fr", int.__format__(v.numerator, "x"), int.__format__(v.denominator, "x")]
+        return lambda v: '["fr",' + _hex(v.numerator) + "," + _hex(v.denominator) + "]"
     if decimal is not None and kind is getattr(decimal, "Decimal", None):
-        return lambda v, b: ["D", str(v)]
+        return lambda v: '["D",' + quote(str(v)) + "]"
     return None
 
 
-def _encode_str(value: str, budget: list) -> list:
-    _spend(budget, len(value))
-    return ["s", value]
+def _hex(number: int) -> str:
+    return '"' + int.__format__(number, "x") + '"'
 
 
-def _encode_bytes(value, budget: list) -> list:
+def _float(number: float) -> str:
+    return '"' + float.hex(number) + '"'
+
+
+def _str(value: str, budget: list) -> str:
     _spend(budget, len(value))
-    return ["y" if type(value) is bytes else "Y", bytes(value).hex()]
+    return '["s",' + quote(value) + "]"
+
+
+def _bytes(value, budget: list) -> str:
+    _spend(budget, len(value))
+    return ('["y","' if type(value) is bytes else '["Y","') + bytes(value).hex() + '"]'
 
 
 _SCALARS = {
-    id(type(None)): lambda v, b: ["N"],
-    id(type(...)): lambda v, b: ["E"],
-    id(bool): lambda v, b: ["b", 1 if v else 0],
-    id(int): lambda v, b: ["i", int.__format__(v, "x")],
-    id(float): lambda v, b: ["f", float.hex(v)],
-    id(complex): lambda v, b: ["c", float.hex(v.real), float.hex(v.imag)],
-    id(str): _encode_str,
-    id(bytes): _encode_bytes,
-    id(bytearray): _encode_bytes,
-    id(range): lambda v, b: ["r", int.__format__(v.start, "x"), int.__format__(v.stop, "x"), int.__format__(v.step, "x")],
+    id(type(None)): lambda v, b: '["N"]',
+    id(type(...)): lambda v, b: '["E"]',
+    id(bool): lambda v, b: '["b",1]' if v else '["b",0]',
+    id(int): lambda v, b: '["i",' + _hex(v) + "]",
+    id(float): lambda v, b: '["f",' + _float(v) + "]",
+    id(complex): lambda v, b: '["c",' + _float(v.real) + "," + _float(v.imag) + "]",
+    id(str): _str,
+    id(bytes): _bytes,
+    id(bytearray): _bytes,
+    id(range): lambda v, b: '["r",' + _hex(v.start) + "," + _hex(v.stop) + "," + _hex(v.step) + "]",
 }
 
 _CONTAINERS = {
@@ -143,11 +156,16 @@ def _escape_table() -> dict:
 _ESCAPES = _escape_table()
 
 
+def quote(text: str) -> str:
+    """``text`` as a JSON string."""
+    return '"' + str.translate(text, _ESCAPES) + '"'
+
+
 def to_json(item) -> str:
     """JSON text of nested lists of str / int / bool / None, built from built-in methods only."""
     kind = type(item)
     if kind is str:
-        return '"' + str.translate(item, _ESCAPES) + '"'
+        return quote(item)
     if kind is list:
         return "[" + ",".join([to_json(part) for part in item]) + "]"
     if kind is bool:

@@ -6,12 +6,16 @@ as a plain process (``--mode rlimits``), with
     python -s -S -B -c BOOT <this file> --mode bwrap|rlimits [--drop-uid N]
 
 and talks to it over stdin/stdout in frames (4-byte big-endian length + JSON). For
-each job the worker forks a child that sets its limits and runs
-``sandbox_runner.run``; the worker watches the child's output pipe, report pipe and
-exit, kills it at the wall-clock deadline, then kills every process the program
-left behind and wipes the scratch directories, so nothing of one program survives
-into the next. Reply: a JSON header, then the raw report bytes, then the first
-bytes of the program's output.
+each job the worker compiles the program (``sandbox_runner.prepare``), forks a child
+that sets its limits and runs ``sandbox_runner.run``, watches the child's output
+pipe, report pipe and exit, kills it at the wall-clock deadline, then kills every
+process the program left behind and wipes the scratch directories, so nothing of one
+program survives into the next. Reply: a JSON header, then the raw report bytes, then
+the first bytes of the program's output.
+
+Cost per program is mostly the fork and the pages the child then writes (each is
+copied): work that needs no program code (compiling, the guard, the builtins
+snapshot, the watcher) is done in the worker, before forking.
 
 Inside bubblewrap the worker is PID 1 of its own PID namespace (``--as-pid-1``):
 programs cannot kill it, orphans are re-parented to it, and ``kill(-1)`` reaches
@@ -33,8 +37,9 @@ import types
 # Kept to light modules that model-written code often imports: a bigger worker forks slower.
 PRELOAD = (
     "array", "bisect", "cmath", "collections", "copy", "functools", "heapq", "itertools",
-    "math", "operator", "re", "string", "typing",
+    "math", "operator", "re", "string", "typing", "binascii", "marshal",
 )
+cleanup = None  # the loaded sandbox_cleanup module (set by main)
 CHUNK = 1 << 16
 REPORT_LIMIT = 64 << 20  # bytes of report before the child is stopped
 KILL_GRACE = 2.0  # seconds to wait for pipes to close after everything is killed
@@ -52,6 +57,8 @@ def main(argv: list) -> None:
     for name in PRELOAD:
         __import__(name)
     runner = _load_runner()
+    global cleanup
+    cleanup = _load_module("sandbox_cleanup")
     gc.freeze()  # the children's garbage collector then leaves the shared pages alone (fewer copies)
     channel_in, channel_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
@@ -105,6 +112,7 @@ def _load_module(name: str) -> types.ModuleType:
 def _load_runner() -> types.ModuleType:
     runner = _load_module("sandbox_runner")
     runner.sandbox_values = _load_module("sandbox_values")
+    runner.install_guard()
     return runner
 
 
@@ -147,22 +155,30 @@ class Worker:
         self.mode = mode
         self.drop_uid = drop_uid  # rlimits mode as root: each child runs as this uid
         self.runner = runner
-        self.scratch_root = None if mode == "bwrap" else _make_scratch_root(drop_uid)
-        self.process_limit_base = 0 if mode == "bwrap" or drop_uid is not None else _count_own_processes()
+        self.scratch_root = None if mode == "bwrap" else cleanup.make_scratch_root(drop_uid)
+        self.process_limit_base = 0 if mode == "bwrap" or drop_uid is not None else cleanup.count_own_processes()
+        self.null_fd = os.open(os.devnull, os.O_RDONLY)  # the children's stdin
+        self.runs = 0
+        os.umask(0o077)
 
     def run(self, job: dict):
+        limits = job["limits"]
+        _lower_limit(resource.RLIMIT_AS, int(limits["memory"]), soft_only=True)  # compiling a program
+        prepared = self.runner.prepare(job)
         workdir = self._workdir()
         out_r, out_w = os.pipe()
         report_r, report_w = os.pipe()
+        # Set up before forking: while the child lives, every page the worker writes is copied.
+        watch = Watch(out_r, report_r, int(job["limits"]["output_cap"]))
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self._child(job, workdir, out_w, report_w)
+            self._child(prepared, job["limits"], workdir, out_w, report_w)
         os.close(out_w)
         os.close(report_w)
-        watch = Watch(pid, out_r, report_r, int(job["limits"]["output_cap"]))
+        watch.follow(pid)
         watch.wait(started + float(job["limits"]["timeout"]))
-        exit_code, signal_number = _decode_status(self._kill_leftovers(pid))
+        exit_code, signal_number = cleanup.decode_status(self._kill_leftovers(pid))
         watch.drain(time.monotonic() + KILL_GRACE)
         self._clean(workdir)
         header = {
@@ -177,21 +193,20 @@ class Worker:
         }
         return header, bytes(watch.report) + bytes(watch.output)
 
-    def _child(self, job: dict, workdir: str, out_w: int, report_w: int) -> None:
+    def _child(self, prepared: dict, limits: dict, workdir: str, out_w: int, report_w: int) -> None:
         try:
-            os.setsid()
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
+            if self.mode != "bwrap":  # in bwrap, kill(-1) needs no process group; cwd is /tmp already
+                os.setsid()
+                os.chdir(workdir)
+            os.dup2(self.null_fd, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
-            os.dup2(report_w, 3)
+            os.dup2(report_w, self.runner.REPORT_FD)
             os.closerange(4, 4096)
             if self.drop_uid is not None:
                 _become(self.drop_uid)
-            os.chdir(workdir)
-            os.umask(0o077)
-            self._set_limits(job["limits"])
-            self.runner.run(job, 3)
+            self._set_limits(limits)
+            self.runner.run(prepared)
         finally:
             os._exit(70)
 
@@ -206,7 +221,8 @@ class Worker:
     def _workdir(self) -> str:
         if self.scratch_root is None:
             return "/tmp"
-        path = os.path.join(self.scratch_root, "run")
+        self.runs += 1
+        path = os.path.join(self.scratch_root, f"run{self.runs}")  # a fresh name even if a removal failed
         os.mkdir(path, 0o700)
         if self.drop_uid is not None:
             os.chown(path, self.drop_uid, self.drop_uid)
@@ -216,44 +232,45 @@ class Worker:
         """Kill the child and everything it started; return the child's wait status."""
         give_up = time.monotonic() + KILL_GRACE
         if self.mode == "bwrap":
-            return _kill_namespace(pid, give_up)
-        _signal_group(pid)  # the child leads its own session: a program cannot leave this group
+            return cleanup.kill_namespace(pid, give_up)
+        cleanup.signal_group(pid)  # the child leads its own session: a program cannot leave this group
         _, status = os.waitpid(pid, 0)
         if self.drop_uid is not None:
-            _kill_matching(lambda uid, parent: uid == self.drop_uid, give_up, with_parent=False)
+            cleanup.kill_matching(lambda uid, parent: uid == self.drop_uid, give_up, with_parent=False)
         else:  # orphans come back to this worker (a child subreaper)
             me = os.getpid()
-            _kill_matching(lambda uid, parent: parent == me, give_up, with_parent=True)
+            cleanup.kill_matching(lambda uid, parent: parent == me, give_up, with_parent=True)
         return status
 
     def _clean(self, workdir: str) -> None:
         if self.mode == "bwrap":
-            _empty_directory("/tmp")
-            _empty_directory("/dev/shm")
+            cleanup.empty_directory("/tmp")
+            cleanup.empty_directory("/dev/shm")
         else:
-            _empty_directory(workdir)
-            os.rmdir(workdir)
+            cleanup.empty_directory(workdir)
+            cleanup.remove_directory(workdir)
 
     def close(self) -> None:
         if self.scratch_root is not None:
-            _empty_directory(self.scratch_root)
-            os.rmdir(self.scratch_root)
+            cleanup.empty_directory(self.scratch_root)
+            cleanup.remove_directory(self.scratch_root)
 
 
-def _lower_limit(which: int, soft: int, hard=None) -> None:
+def _lower_limit(which: int, soft: int, hard=None, soft_only: bool = False) -> None:
     """Set a limit, never above the current hard limit (raising it needs privileges)."""
     _, current_hard = resource.getrlimit(which)
     hard = soft if hard is None else hard
     if current_hard != resource.RLIM_INFINITY:
         soft, hard = min(soft, current_hard), min(hard, current_hard)
-    resource.setrlimit(which, (soft, hard))
+    resource.setrlimit(which, (soft, current_hard if soft_only else hard))
 
 
 class Watch:
     """Reads a child's output and report while waiting for it to exit or its deadline."""
 
-    def __init__(self, pid: int, out_fd: int, report_fd: int, output_cap: int):
-        self.pid = pid
+    def __init__(self, out_fd: int, report_fd: int, output_cap: int):
+        self.pid = 0
+        self.pidfd = None
         self.output = bytearray()
         self.output_cap = output_cap
         self.output_total = 0
@@ -265,7 +282,11 @@ class Watch:
         self.out_fd, self.report_fd = out_fd, report_fd
         for fd in self.open_fds:
             self.poller.register(fd, select.POLLIN)
-        self.pidfd = _pidfd(pid)
+
+    def follow(self, pid: int) -> None:
+        """Watch the child ``pid`` for its exit too (a pidfd where the kernel has them)."""
+        self.pid = pid
+        self.pidfd = cleanup.pidfd(pid)
         if self.pidfd is not None:
             self.poller.register(self.pidfd, select.POLLIN)
 
@@ -277,7 +298,7 @@ class Watch:
                 return
             wait_ms = left * 1000 if self.pidfd is not None else min(left * 1000, 5)
             events = self.poller.poll(wait_ms)
-            exited = any(fd == self.pidfd for fd, _ in events) or (self.pidfd is None and _has_exited(self.pid))
+            exited = any(fd == self.pidfd for fd, _ in events) or (self.pidfd is None and cleanup.has_exited(self.pid))
             for fd, _ in events:
                 if fd != self.pidfd:
                     self._read(fd)
@@ -315,136 +336,6 @@ class Watch:
         self.poller.unregister(fd)
         os.close(fd)
         self.open_fds.discard(fd)
-
-
-# ------------------------------------------------------------------ processes and files
-
-
-def _pidfd(pid: int):
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _has_exited(pid: int) -> bool:
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _decode_status(status: int):
-    """(exit code, None) or (None, signal number)."""
-    if os.WIFSIGNALED(status):
-        return None, os.WTERMSIG(status)
-    return os.WEXITSTATUS(status), None
-
-
-def _signal_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill_namespace(child: int, give_up: float) -> int:
-    """As PID 1 of the sandbox: kill and reap every other process; return the child's status."""
-    child_status = None
-    while time.monotonic() < give_up:
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            break
-        reaped = False
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            reaped = True
-            if pid == child:
-                child_status = status
-        if not reaped:
-            time.sleep(0.0005)
-    if child_status is None:
-        _, child_status = os.waitpid(child, 0)
-    return child_status
-
-
-def _kill_matching(test, give_up: float, with_parent: bool) -> None:
-    """Kill processes whose (uid, parent pid) satisfy ``test`` until none is left."""
-    while time.monotonic() < give_up:
-        found = [pid for pid, uid, parent in _processes(with_parent) if test(uid, parent)]
-        if not found:
-            return
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        _reap_ready()
-        time.sleep(0.0005)
-
-
-def _reap_ready() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def _processes(with_parent: bool = True):
-    """(pid, uid, parent pid or None) of every visible process."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            uid = entry.stat().st_uid
-            parent = None
-            if with_parent:
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    parent = int(handle.read().rsplit(b")", 1)[1].split()[1])
-            yield int(entry.name), uid, parent
-        except (OSError, IndexError, ValueError):
-            continue
-
-
-def _count_own_processes() -> int:
-    uid = os.getuid()
-    return sum(1 for _, owner, _ in _processes(with_parent=False) if owner == uid)
-
-
-def _make_scratch_root(drop_uid) -> str:
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix="vstar-sandbox-")
-    if drop_uid is not None:
-        os.chmod(root, 0o711)
-    return root
-
-
-def _empty_directory(path: str) -> None:
-    """Delete everything under ``path`` (the programs may have removed permissions)."""
-    try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                os.chmod(entry.path, 0o700)
-                _empty_directory(entry.path)
-                os.rmdir(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":

@@ -1,14 +1,24 @@
-"""The report: a Markdown file with the metrics table and plots, per run or comparing runs."""
+"""The report of one or several runs: report.html (self-contained), report.md and PNG figures."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from vstar.errors import VstarError
-from vstar.report.plots import plot_accuracy_vs_k
-from vstar.report.text import markdown_table
-from vstar.rundir import write_text
+from vstar.evaluation.monitors import run_monitors
+from vstar.report import html as page
+from vstar.report.compute import method_compute
+from vstar.report.plots import plot_accuracy_vs_k, plot_compute, plot_iterations, plot_score_distributions
+from vstar.report.text import markdown_table, table_rows
+from vstar.rundir import read_jsonl, write_text
+
+VSTAR_VARIANTS = ("V-STaR", "V-STaR (mean log-prob)", "V-STaR (DPO reward)")
+MONITOR_NAMES = {"tokens_sampled": "tokens", "distinct_correct_per_problem": "distinct correct / problem",
+                 "share_with_pairs": "share with pairs", "share_solved": "share solved"}
+CONTROLS = ("control: G_SFT likelihood", "control: generator mean log-prob")
 
 
 def _load(run: Path) -> dict:
@@ -18,20 +28,110 @@ def _load(run: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _point(metrics: dict, curve: str, k: int) -> float | None:
+    point = metrics["curves"].get(curve, {}).get(str(k))
+    return None if point is None else point["mean"]
+
+
+def findings(metrics: dict, table_k: int) -> list[tuple[str, str]]:
+    """Plain statements: which DPO score wins, and whether the verifier beats the no-verifier controls."""
+    out = []
+    variants = {v: _point(metrics, f"{v} best-of-k", table_k) for v in VSTAR_VARIANTS}
+    variants = {v: x for v, x in variants.items() if x is not None}
+    if variants:
+        best = max(variants, key=variants.get)
+        out.append(("", f"Best DPO score variant at k={table_k}: {best} ({100 * variants[best]:.1f}%); "
+                        + ", ".join(f"{v} {100 * x:.1f}%" for v, x in variants.items()) + "."))
+        paper = variants.get("V-STaR")
+        for control in CONTROLS:
+            value = _point(metrics, f"{control} best-of-k", table_k)
+            if paper is not None and value is not None:
+                beats = paper > value
+                out.append(("good" if beats else "note",
+                            f"V-STaR Best-of-{table_k} {100 * paper:.1f}% vs {control} {100 * value:.1f}%: "
+                            + ("the verifier adds information beyond this control." if beats else
+                               "the verifier does NOT beat this control; it has not learned a useful ranking.")))
+    return out
+
+
+def _score_histograms(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    scores_file, labels_file = run / "eval" / "scores.jsonl", run / "eval" / "labels.jsonl"
+    if not scores_file.exists():
+        return {}
+    correct = {(c["problem_id"], c["sample_index"]): l["correct"]
+               for c, l in zip(read_jsonl(run / "eval" / "candidates.jsonl"), read_jsonl(labels_file)) if c["source"] == "final"}
+    rows = read_jsonl(scores_file)
+    extra = run / "eval" / "classifier_scores.jsonl"
+    if extra.exists():
+        by_key = {(r["problem_id"], r["sample_index"]): r for r in read_jsonl(extra)}
+        rows = [{**r, **by_key.get((r["problem_id"], r["sample_index"]), {})} for r in rows]
+    names = {"verifier_logp_sum": "V-STaR log V(y|x)", "sft_logp_sum": "G_SFT log-likelihood",
+             "orm_prob": "ORM P(correct)", "genrm_yes": "GenRM P(Yes)"}
+    out = {}
+    for column, title in names.items():
+        if rows and column in rows[0]:
+            flags = np.array([correct[(r["problem_id"], r["sample_index"])] for r in rows])
+            values = np.array([r[column] for r in rows], dtype=float)
+            out[title] = (values[flags], values[~flags])
+    return out
+
+
+def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[list[str], list[str]]:
+    """HTML and Markdown parts for one run."""
+    table_k = max((row["k"] for row in metrics.get("table", [])), default=1)
+    tag = f"_{run.name}" if multi else ""
+    html_parts = [page.paragraph(f"{metrics['n_problems']} test problems, N = {metrics['n_candidates']} candidates "
+                                 "each; 95% bootstrap intervals over problems.", "muted")]
+    html_parts.append(page._table(["method", "metric", "%", "95% CI"], [list(r) for r in table_rows(metrics)], 2))
+    for kind, text in findings(metrics, table_k):
+        html_parts.append(page.paragraph(text, kind))
+    md = [f"## {run.name}", "", markdown_table(metrics), ""] + [f"- {text}" for _, text in findings(metrics, table_k)] + [""]
+    verifier = run / "verifier" / "summary.json"
+    if verifier.exists():
+        held = json.loads(verifier.read_text()).get("heldout", {})
+        if held.get("pairs"):
+            rows = [[k.replace("accuracy_", ""), f"{100 * v:.1f}"] for k, v in held.items() if k.startswith("accuracy")]
+            html_parts.append(page.section(f"Verifier pair accuracy on {held['pairs']} held-out pairs",
+                                           page._table(["score", "% chosen ranked above rejected"], rows)))
+    monitors = run_monitors(run)
+    if monitors:
+        keys = [k for k in monitors[0] if k != "iteration"]
+        header = ["iteration"] + [MONITOR_NAMES.get(k, k) for k in keys]
+        html_parts.append(page.section("Per-iteration monitors (training queries)", page._table(
+            header, [[m["iteration"]] + [f"{m[k]:.3f}" if isinstance(m[k], float) else m[k] for k in keys] for m in monitors])))
+        html_parts.append(page._img(plot_iterations({run.name: monitors}, out_dir / f"iterations{tag}.png"), "iterations"))
+    compute = method_compute(run, metrics)
+    html_parts.append(page.section("Compute per method (tokens)", page._table(
+        ["method", "sampled", "trained", "verifier forward", "total"],
+        [[m, f"{c['sampled']:,}", f"{c['trained']:,}", f"{c['verifier_forward']:,}", f"{c['total']:,}"] for m, c in compute.items()])))
+    accuracy_curve = {"SFT": ("SFT pass@k", 1), "STaR†": ("STaR† pass@k", 1), "RFT": ("RFT pass@k", 1),
+                      "V-STaR": ("V-STaR best-of-k", table_k), "V-STaR[1 iter]": ("V-STaR[1 iter] best-of-k", table_k),
+                      "ORM": ("ORM best-of-k", table_k), "GenRM": ("GenRM best-of-k", table_k)}
+    points = [(m, c["total"], _point(metrics, *accuracy_curve[m])) for m, c in compute.items() if m in accuracy_curve]
+    points = [p for p in points if p[2] is not None and p[1] > 0]
+    if points:
+        html_parts.append(page._img(plot_compute(points, out_dir / f"compute{tag}.png"), "accuracy vs compute"))
+    histograms = _score_histograms(run)
+    if histograms:
+        html_parts.append(page._img(plot_score_distributions(histograms, out_dir / f"scores{tag}.png"), "score distributions"))
+    return html_parts, md
+
+
 def write_report(runs: list[Path], out_dir: Path | None = None) -> Path:
-    """Write report.md (+ accuracy_vs_k.png) into the run (one run) or ``out_dir`` (default ./report)."""
+    """report.html + report.md + PNGs, in the run (one run) or ``out_dir`` (default ./report). Returns the HTML path."""
     runs = [Path(r) for r in runs]
     metrics = {r.name: _load(r) for r in runs}
+    if len(metrics) < len(runs):
+        raise VstarError("vstar report: runs to compare must have different directory names.")
     out_dir = Path(out_dir) if out_dir else (runs[0] if len(runs) == 1 else Path("report"))
-    plot = plot_accuracy_vs_k(metrics, out_dir / "accuracy_vs_k.png")
-    parts = ["# vstar report", ""]
-    for name, m in metrics.items():
-        parts += [f"## {name}", "", f"{m['n_problems']} test problems, N = {m['n_candidates']} candidates each.", "",
-                  markdown_table(m), ""]
-        compute = m.get("compute", {})
-        if compute:
-            parts += ["Compute: " + ", ".join(f"{k} = {v}" for k, v in compute.items()), ""]
-    parts += [f"![accuracy vs k]({plot.name})", ""]
-    report = out_dir / "report.md"
-    write_text(report, "\n".join(parts))
+    curve_png = plot_accuracy_vs_k(metrics, out_dir / "accuracy_vs_k.png")
+    sections = [page._img(curve_png, "accuracy vs k")]
+    markdown = ["# vstar report", "", f"![accuracy vs k]({curve_png.name})", ""]
+    for run in runs:
+        html_parts, md = _run_section(run, metrics[run.name], out_dir, len(runs) > 1)
+        sections.append(page.section(f"Run {run.name}", *html_parts))
+        markdown += md
+    write_text(out_dir / "report.md", "\n".join(markdown))
+    report = out_dir / "report.html"
+    write_text(report, page.render("vstar report: " + ", ".join(metrics), sections))
     return report
