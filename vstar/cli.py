@@ -75,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vstar: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from vstar.rundir import RESOURCE_ERRNOS
+
+        if args.debug or exc.errno not in RESOURCE_ERRNOS:
+            raise
+        where = f" ('{exc.filename}')" if exc.filename else ""
+        print(f"vstar: error: {RESOURCE_ERRNOS[exc.errno]}{where}. Free some space or fix the "
+              "permissions, then run the same command again (`vstar run --resume RUN_DIR` continues a run).",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("vstar: interrupted; resume with `vstar run --resume RUN_DIR`", file=sys.stderr)
         return 130

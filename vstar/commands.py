@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,18 +22,24 @@ from vstar.rundir import RunDir, read_jsonl, write_jsonl
 
 @contextmanager
 def run_lock(root: Path) -> Iterator[None]:
-    """Only one process may write a run directory at a time."""
+    """Only one process may write a run directory at a time (an flock on ``<root>/.lock``,
+    released by the OS even when the holder is killed)."""
     root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / ".lock", "w")
+    handle = open(root / ".lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
         handle.close()
         raise VstarError(
-            f"run directory '{root}' is in use by another vstar process (lock file {root / '.lock'}). "
+            f"run directory '{root}' is in use by another vstar process"
+            f"{f' (pid {holder})' if holder else ''}; its lock file is {root / '.lock'}. "
             "Wait for it to finish, or use another --run-dir."
         ) from None
     try:
+        handle.seek(0)
+        handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
@@ -43,8 +52,15 @@ def _resolve_run(args: argparse.Namespace) -> tuple[Config, RunDir]:
     resume_dir = args.resume if isinstance(args.resume, str) else None
     run_dir = args.run_dir or resume_dir
     config_path = args.config
-    if config_path is None and resume_dir and (Path(resume_dir) / "config.yaml").exists():
-        config_path = str(Path(resume_dir) / "config.yaml")
+    if config_path is None and resume_dir:
+        if not Path(resume_dir).is_dir():
+            raise VstarError(f"--resume {resume_dir}: no such run directory.")
+        config_path = Path(resume_dir) / "config.yaml"
+        if not config_path.exists():
+            raise VstarError(
+                f"--resume {resume_dir}: no config.yaml in it (the run stopped before it began). Start it "
+                f"again with `vstar run --config FILE --run-dir {resume_dir}`, or pass --config with --resume."
+            )
     config = load_config(config_path, args.overrides)
     root = Path(run_dir) if run_dir else config.run_dir
     if resume_dir and not root.exists():
@@ -62,16 +78,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(describe())
         return 0
     config, run = _resolve_run(args)
-    _check_writable(run.root)
-    with run_lock(run.root):
-        setup_logging(run.log_file, debug=args.debug)
-        _set_threads(config)
-        from vstar.pipeline import run_pipeline
-        from vstar.report import write_report
-
-        print(f"vstar: run directory {run.root}\n--- resolved config ---\n{dump_yaml(config)}---", file=sys.stderr)
-        metrics = run_pipeline(config, run)
-        report = write_report([run.root])
+    task = preflight(config)  # bad data or model paths fail here, before anything is written
+    try:
+        created = not run.root.exists()
+        _check_writable(run.root)
+        with run_lock(run.root):
+            try:
+                metrics, report = _run_locked(config, run, task, args.debug)
+            except BaseException:
+                if created:
+                    _remove_unstarted_run(run)
+                raise
+    finally:
+        task.close()
     from vstar.report.text import format_table
 
     print(format_table(metrics))
@@ -79,13 +98,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_locked(config: Config, run: RunDir, task, debug: bool) -> tuple[dict, Path]:
+    setup_logging(run.log_file, debug=debug)
+    _set_threads(config)
+    from vstar.pipeline import run_pipeline
+    from vstar.report import write_report
+
+    print(f"vstar: run directory {run.root}\n--- resolved config ---\n{dump_yaml(config)}---", file=sys.stderr)
+    metrics = run_pipeline(config, run, task)
+    return metrics, write_report([run.root])
+
+
+def preflight(config: Config):
+    """Build the task (reading and checking its data) and check the base model path; returns the task.
+
+    Every split must hold problems, and D_SFT gold solutions: a run without them fails later.
+    """
+    task = _task(config)
+    try:
+        splits = {"sft": [p for p in task.problems("sft") if p.solution], "query": task.problems("query"),
+                  "test": task.problems("test")}
+        for split, problems in splits.items():
+            if not problems:
+                what = "problems with a gold solution" if split == "sft" else "problems"
+                raise VstarError(
+                    f"task '{config.task.name}' (task.options {config.task.options}): the {split} split has no "
+                    f"{what}; check the data file and the task options (see `vstar tasks`)."
+                )
+        if config.model.base != "embedded":
+            from vstar.models.load import check_model
+
+            check_model(config.model.base, "model.base")
+    except BaseException:
+        task.close()
+        raise
+    return task
+
+
+def _remove_unstarted_run(run: RunDir) -> None:
+    """Remove a run directory that this command created when no stage completed in it."""
+    markers = run.root / "markers"
+    if not (markers.is_dir() and any(markers.glob("*.done.json"))):
+        shutil.rmtree(run.root, ignore_errors=True)
+
+
 def _check_writable(root: Path) -> None:
+    """The run directory exists (or is created) and a file can be written in it."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise VstarError(f"run directory '{root}' cannot be created: {exc.strerror}.") from None
-    if not os.access(root, os.W_OK):
-        raise VstarError(f"run directory '{root}' is not writable.")
+        raise VstarError(
+            f"run directory '{root}' cannot be created: {exc.strerror}. Choose another with --run-dir DIR."
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise VstarError(
+            f"run directory '{root}' is not writable: {exc.strerror}. Fix its permissions or choose another "
+            "with --run-dir DIR."
+        ) from None
 
 
 def _set_threads(config: Config) -> None:
@@ -142,8 +214,16 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     setup_logging(debug=args.debug)
+    from vstar.rundir import fingerprint
+    from vstar.stages import finish_training_dir, model_identity, training_dir
+
     pairs = _read_records(args.pairs, ("prompt", "chosen", "rejected"))
-    print(json.dumps(train_dpo(args.sft, pairs, Path(args.out), config.verifier, config.run.seed, config.model.dtype)))
+    out = Path(args.out)
+    key = fingerprint(model_identity(args.sft), pairs, dataclasses.asdict(config.verifier), config.run.seed)
+    tmp = training_dir(out, key)  # a killed run resumes from its last checkpoint here
+    summary = train_dpo(args.sft, pairs, tmp, config.verifier, config.run.seed, config.model.dtype, config.execution)
+    finish_training_dir(tmp, out)
+    print(json.dumps(summary))
     return 0
 
 

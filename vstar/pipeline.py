@@ -33,6 +33,7 @@ from vstar.rundir import (
     mark_done,
     marker_key,
     read_summary,
+    remove_stray_temp_files,
     resource_problem,
     write_text,
 )
@@ -76,6 +77,22 @@ def _settings(config: Config, *sections: str) -> dict:
     return {name: dataclasses.asdict(getattr(config, name)) for name in sections}
 
 
+def _fields(config: Config, *names: str) -> dict:
+    """The named settings ("section.field", or a whole "section"): what a stage's key depends on."""
+    values = {}
+    for name in names:
+        section, _, field = name.partition(".")
+        values[name] = getattr(getattr(config, section), field) if field else _settings(config, section)[section]
+    return values
+
+
+#: settings that change how a model trains, besides its own section
+TRAINING = ("model.dtype", "execution.num_processes")
+#: settings that change sampled text, besides k and temperature (their values differ per stage)
+SAMPLING = ("sampling.top_p", "sampling.max_new_tokens", "sampling.batch_size", "sampling.backend",
+            "execution.backend", "model.dtype")
+
+
 def task_inputs(task: Task) -> dict[str, str]:
     """A fingerprint of each split's problems: the task's data as the stages consume it (ids,
     prompts, gold solutions and answers, checker data), so an edited data file redoes them."""
@@ -90,6 +107,7 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
     the caller built it already."""
     from vstar import stages
 
+    remove_stray_temp_files(run.root)
     _write_config(config, run)
     task = task or get_task(config.task.name, config.task.options)
     try:
@@ -99,7 +117,7 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
         iterations = list(range(1, config.run.iterations + 1))
         _stage(run, "verifier", {
             "G_SFT": run.sft, "D_SFT": data["sft"], "samples": _iteration_files(run, iterations),
-            "settings": _settings(config, "verifier", "model"), "seed": config.run.seed,
+            "settings": _fields(config, "verifier", *TRAINING), "seed": config.run.seed,
         }, lambda: stages.train_verifier(config, run, task, iterations, run.verifier), [run.verifier])
         labels_keys = [marker_key(run.marker(f"iter_{t}.labels")) for t in iterations]
         baselines_key = _run_baselines(config, run, task, base_path, sft_key, labels_keys)
@@ -119,7 +137,7 @@ def _train_sft(config: Config, run: RunDir, task: Task, data: dict) -> tuple[str
            lambda: {"path": stages.prepare_base(config, run)}, [run.base] if embedded else [])
     base_path = str(run.base) if embedded else config.model.base
     sft_inputs = {"G_base": stages.model_identity(base_path), "D_SFT": data["sft"],
-                  "settings": _settings(config, "generator", "model"), "seed": seed}
+                  "settings": _fields(config, "generator", *TRAINING), "seed": seed}
     _stage(run, "sft", sft_inputs, lambda: stages.train_generator(
         config, base_path, stages.gold_examples(task), run.sft, seed), [run.sft])
     return base_path, fingerprint({k: fingerprint(v) for k, v in sft_inputs.items()})
@@ -139,7 +157,7 @@ def _iterate(config: Config, run: RunDir, task: Task, data: dict, base_path: str
         folder = run.iteration(t)
         _stage(run, f"iter_{t}.samples", {
             "generator": run.generator(t - 1), "D_query": data["query"],
-            "settings": _settings(config, "sampling", "model"), "seed": seed, "t": t,
+            "settings": _fields(config, "sampling.k", "sampling.temperature", *SAMPLING), "seed": seed, "t": t,
         }, lambda t=t, folder=folder: stages.sample(
             config, str(run.generator(t - 1)), query, config.sampling.k, seed + 1000 * t,
             folder / "samples.jsonl", config.sampling.temperature, desc=f"iteration {t}: sampling"),
@@ -151,7 +169,7 @@ def _iterate(config: Config, run: RunDir, task: Task, data: dict, base_path: str
         _stage(run, f"iter_{t}.generator", {
             "G_base": stages.model_identity(base_path), "D_SFT": data["sft"],
             "samples": _iteration_files(run, range(1, t + 1)),
-            "settings": _settings(config, "generator", "model"), "seed": seed + t,
+            "settings": _fields(config, "generator", *TRAINING), "seed": seed + t,
         }, lambda t=t: stages.train_generator(
             config, base_path, stages.generator_data(task, run, t), run.generator(t), seed + t),
             [run.generator(t)])
@@ -166,27 +184,27 @@ def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines
     compute: dict = {}
     compute.update(_stage(run, "eval.candidates", {
         "G_T": final, "G_SFT": run.sft, "D_test": test_data,
-        "settings": _settings(config, "eval", "sampling", "model"), "seed": config.run.seed,
+        "settings": _fields(config, "eval.n_candidates", "eval.temperature", *SAMPLING), "seed": config.run.seed,
     }, lambda: ev.sample_candidates(config, run, task, str(final), out), [files["candidates"]]))
     compute.update(_stage(run, "eval.labels", {
         "candidates": files["candidates"], "D_test": test_data, "settings": _settings(config, "task"),
     }, lambda: ev.label_candidates(config, task, out), [files["labels"]]))
     compute.update(_stage(run, "eval.scores", {
         "candidates": files["candidates"], "G_T": final, "G_SFT": run.sft, "V": run.verifier,
-        "settings": _settings(config, "model"),
+        "settings": _fields(config, "model.dtype", "execution.backend"),
     }, lambda: ev.score_candidates(config, run, str(final), str(run.verifier), out), [files["scores"]]))
     extra_curves = None
     if ev.baselines_enabled(config):
         summary = _stage(run, "eval.baselines", {
             "candidates": files["candidates"], "baselines": baselines_key,
-            "settings": _settings(config, "eval", "baselines", "model"),
+            "settings": _fields(config, "eval", "baselines", *SAMPLING),
         }, lambda: ev.evaluate_baselines(config, run, task, out))
         extra_curves = summary.get("curves")
         compute.update({k: v for k, v in summary.items() if k != "curves"})
     compute.pop("seconds", None)
     _stage(run, "eval", {
         "files": list(files.values()), "classifier_scores": out / "classifier_scores.jsonl", "compute": compute,
-        "curves": extra_curves, "settings": _settings(config, "eval", "verifier"), "seed": config.run.seed,
+        "curves": extra_curves, "settings": _fields(config, "eval", "verifier.beta"), "seed": config.run.seed,
     }, lambda: {"n_problems": ev.write_metrics(config, out, compute, extra_curves)["n_problems"]},
         [out / "metrics.json"])
 
@@ -225,14 +243,17 @@ def _load_metrics(run: RunDir) -> dict:
 
 
 def _write_config(config: Config, run: RunDir) -> None:
-    import torch
-    import transformers
-    import trl
+    """config.yaml: the resolved config, headed by the versions (read without importing the libraries)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    header = (
-        f"# resolved vstar config\n# vstar {__version__}, torch {torch.__version__}, "
-        f"transformers {transformers.__version__}, trl {trl.__version__}, python {platform.python_version()}\n"
-    )
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {installed(name)}" for name in ("torch", "transformers", "trl"))
+    header = f"# resolved vstar config\n# vstar {__version__}, {libraries}, python {platform.python_version()}\n"
     text = header + dump_yaml(config)
     if not run.config.exists() or run.config.read_text() != text:
         write_text(run.config, text)

@@ -62,9 +62,10 @@ def train_generator(config: Config, base_path: str, examples: list[dict], out_di
     """
     from vstar.training.sft import train_sft
 
-    key = fingerprint(model_identity(base_path), examples, dataclasses.asdict(config.generator), seed, config.model.dtype)
+    key = fingerprint(model_identity(base_path), examples, dataclasses.asdict(config.generator), seed, config.model.dtype,
+                      config.execution.num_processes)
     tmp = training_dir(out_dir, key)
-    summary = train_sft(base_path, examples, tmp, config.generator, seed, config.model.dtype)
+    summary = train_sft(base_path, examples, tmp, config.generator, seed, config.model.dtype, config.execution)
     finish_training_dir(tmp, out_dir)
     return summary
 
@@ -160,6 +161,8 @@ def _problems_per_chunk(config: Config, n: int, num_problems: int) -> int:
     call, as its workers are started per call)."""
     if config.execution.backend == "ray":
         return max(1, num_problems)
+    if config.sampling.backend == "vllm":  # vLLM schedules its own batches: give it plenty of work per call
+        return max(1, min(num_problems, 50_000 // max(1, n)))
     return max(1, config.sampling.batch_size // max(1, n))
 
 
@@ -300,13 +303,15 @@ def train_verifier_on(config: Config, run: RunDir, labeled: list[dict], out_dir:
     if not pairs:
         raise_no_pairs(counts)
     train_pairs, heldout = split_heldout(pairs, config.verifier.heldout_fraction, config.run.seed)
-    key = fingerprint(run.sft, train_pairs, dataclasses.asdict(config.verifier), config.run.seed, config.model.dtype)
+    key = fingerprint(run.sft, train_pairs, dataclasses.asdict(config.verifier), config.run.seed, config.model.dtype,
+                      config.execution.num_processes)
     tmp = training_dir(out_dir, key)
     write_jsonl(
         tmp / "pairs.jsonl",
         [{**p, "heldout": False} for p in train_pairs] + [{**p, "heldout": True} for p in heldout],
     )
-    summary = train_dpo(str(run.sft), train_pairs, tmp, config.verifier, config.run.seed, config.model.dtype)
+    summary = train_dpo(str(run.sft), train_pairs, tmp, config.verifier, config.run.seed, config.model.dtype,
+                        config.execution)
     summary.update(counts)
     summary["heldout"] = pair_accuracy(str(tmp), str(run.sft), heldout, config)
     write_json(tmp / "summary.json", summary)

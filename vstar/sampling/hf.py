@@ -1,7 +1,15 @@
-"""Sampling with ``transformers``' ``generate``: batched, left-padded, seeded per batch."""
+"""Sampling with ``transformers``' ``generate``: batched, left-padded, seeded per batch.
+
+The rows to generate, one per (prompt, sample), are cut into batches of ``batch_size``
+rows; a batch's seed comes from its start row, so a batch gives the same completions
+wherever it runs. ``batch_plan`` lists the batches; ``generate_batches`` generates any
+subset of them, which is how the Ray backend splits one ``generate`` call over workers
+and gets exactly what ``generate`` would give.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -9,6 +17,38 @@ from tqdm.auto import tqdm
 
 from vstar.models import load_model, load_tokenizer
 from vstar.sampling.base import Completion, Sampler, SamplingParams, cut_at_stop
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of a ``generate`` call: ``rows`` are (prompt index, sample index) pairs."""
+
+    start: int  # position of the first row among all rows; it fixes the batch's seed
+    rows: tuple[tuple[int, int], ...]
+
+
+def batch_plan(num_prompts: int, n: int, batch_size: int) -> list[Batch]:
+    """The batches ``generate`` runs for ``num_prompts`` prompts and ``n`` samples each, in order."""
+    rows = [(i, j) for i in range(num_prompts) for j in range(n)]
+    return [Batch(start, tuple(rows[start : start + batch_size])) for start in range(0, len(rows), batch_size)]
+
+
+def batch_seed(params: SamplingParams, batch: Batch) -> int:
+    return params.seed * 1_000_003 + batch.start
+
+
+def completion_from_ids(tokenizer, ids: list[int], stop: Sequence[str]) -> Completion:
+    """A ``Completion`` from generated token ids: cut after EOS, decoded, cut at the first stop string."""
+    eos = tokenizer.eos_token_id
+    ended = eos in ids
+    if ended:
+        ids = ids[: ids.index(eos) + 1]
+    text = tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=False)
+    if tokenizer.pad_token and tokenizer.pad_token != tokenizer.eos_token:
+        text = text.replace(tokenizer.pad_token, "")
+    text, stopped = cut_at_stop(text, stop)
+    num_tokens = len(ids) if not stopped else len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return Completion(text=text, num_tokens=num_tokens, finished=ended or stopped)
 
 
 class TransformersSampler(Sampler):
@@ -19,19 +59,27 @@ class TransformersSampler(Sampler):
         self.batch_size = batch_size
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
-        # one row per (prompt, sample); rows of a batch share a seed derived from the batch's position,
-        # so a run gives the same samples however it is resumed
-        rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+        # rows of a batch share a seed derived from the batch's position,
+        # so a run gives the same samples however it is resumed or split
+        plan = batch_plan(len(prompts), params.n, self.batch_size)
         results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        with tqdm(total=len(rows), desc=desc, unit="seq", leave=False) as bar:
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows[start : start + self.batch_size]
-                texts = [prompts[i] for i, _ in batch]
-                completions = self._generate_batch(texts, params, seed=params.seed * 1_000_003 + start)
-                for (i, j), completion in zip(batch, completions):
-                    results[i][j] = completion
-                bar.update(len(batch))
+        for batch, completions in zip(plan, self.generate_batches(prompts, params, plan, desc)):
+            for (i, j), completion in zip(batch.rows, completions):
+                results[i][j] = completion
         return results  # type: ignore[return-value]
+
+    def generate_batches(
+        self, prompts: Sequence[str], params: SamplingParams, batches: Sequence[Batch], desc: str = "sampling",
+        progress: bool = True,
+    ) -> list[list[Completion]]:
+        """The completions of each of ``batches`` (from ``batch_plan``), one list per batch, rows in order."""
+        out = []
+        with tqdm(total=sum(len(b.rows) for b in batches), desc=desc, unit="seq", leave=False, disable=not progress) as bar:
+            for batch in batches:
+                texts = [prompts[i] for i, _ in batch.rows]
+                out.append(self._generate_batch(texts, params, seed=batch_seed(params, batch)))
+                bar.update(len(batch.rows))
+        return out
 
     @torch.no_grad()
     def _generate_batch(self, texts: list[str], params: SamplingParams, seed: int) -> list[Completion]:
@@ -50,14 +98,10 @@ class TransformersSampler(Sampler):
             eos_token_id=tok.eos_token_id,
         )
         new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
-        completions = []
-        for ids in new_tokens:
-            ended = tok.eos_token_id in ids
-            if ended:
-                ids = ids[: ids.index(tok.eos_token_id) + 1]
-            text = tok.decode([t for t in ids if t != tok.eos_token_id], skip_special_tokens=False)
-            text = text.replace(tok.pad_token or "", "") if tok.pad_token != tok.eos_token else text
-            text, stopped = cut_at_stop(text, params.stop)
-            num_tokens = len(ids) if not stopped else len(tok(text, add_special_tokens=False)["input_ids"])
-            completions.append(Completion(text=text, num_tokens=num_tokens, finished=ended or stopped))
-        return completions
+        return [completion_from_ids(tok, ids, params.stop) for ids in new_tokens]
+
+    def close(self) -> None:
+        """Drop the model (and free GPU memory) before the next stage."""
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

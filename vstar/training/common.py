@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +16,19 @@ from vstar.config import TrainSection
 
 log = logging.getLogger("vstar")
 
+#: how many checkpoints a training run writes (every ``1/CHECKPOINTS_PER_RUN`` of its steps)
+CHECKPOINTS_PER_RUN = 10
+#: written into a checkpoint folder once everything in it is on disk
+COMPLETE_FILE = ".complete"
+
 
 def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: int) -> dict[str, Any]:
     """Keyword arguments common to ``SFTConfig`` and ``DPOConfig``."""
     on_gpu = torch.cuda.is_available()
-    steps_per_epoch = max(1, -(-num_examples // (train.batch_size * train.grad_accum)))
+    processes = int(os.environ.get("WORLD_SIZE", 1))  # under `accelerate launch`, each takes a share
+    steps_per_epoch = max(1, -(-num_examples // (train.batch_size * train.grad_accum * processes)))
     capped = train.max_steps > 0 and steps_per_epoch * train.epochs > train.max_steps
+    total_steps = train.max_steps if capped else math.ceil(steps_per_epoch * train.epochs)
     return dict(
         output_dir=str(out_dir / "checkpoints"),
         num_train_epochs=train.epochs,
@@ -35,7 +46,10 @@ def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: 
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
         fp16=False,
         report_to="none",
-        save_strategy="no",
+        # a checkpoint every tenth of the run, the last two kept: a killed run loses at most ~10%
+        save_strategy="steps",
+        save_steps=max(1, math.ceil(total_steps / CHECKPOINTS_PER_RUN)),
+        save_total_limit=2,
         logging_steps=max(1, steps_per_epoch // 4),
         disable_tqdm=True,  # ProgressBar below shows one bar with the loss instead
         dataloader_num_workers=0,
@@ -77,7 +91,7 @@ class ProgressBar:
             def on_train_begin(self, args, state, control, **kwargs):
                 from tqdm.auto import tqdm
 
-                bar_holder.bar = tqdm(total=state.max_steps, desc=desc, unit="step", leave=False)
+                bar_holder.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step", leave=False)
 
             def on_step_end(self, args, state, control, **kwargs):
                 bar_holder.bar.update(1)
@@ -91,3 +105,43 @@ class ProgressBar:
                 bar_holder.bar.close()
 
         self.callback = _Callback()
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    """The newest complete checkpoint under ``out_dir/checkpoints`` to resume from, or None.
+
+    Checkpoint folders without the completion file (a run killed while saving) are removed.
+    """
+    folder = Path(out_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = {}
+    for path in folder.iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir():
+            found[int(match.group(1))] = path
+    complete = [step for step, path in found.items() if (path / COMPLETE_FILE).exists()]
+    for step, path in found.items():
+        if step not in complete:
+            shutil.rmtree(path, ignore_errors=True)
+    if not complete:
+        return None
+    log.info("resuming training from %s", found[max(complete)])
+    return str(found[max(complete)])
+
+
+def checkpoint_callback():
+    """A trainer callback that makes each saved checkpoint durable, then marks it complete."""
+    from transformers import TrainerCallback
+
+    from vstar.rundir import fsync_tree, write_text
+
+    class _MarkComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if path.is_dir():
+                    fsync_tree(path)
+                    write_text(path / COMPLETE_FILE, str(state.global_step))
+
+    return _MarkComplete()

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
-from vstar.config import VerifierSection
+from vstar.config import ExecutionSection, VerifierSection
 from vstar.models import load_model, load_tokenizer
-from vstar.training.common import ProgressBar, final_losses, log, lora_config, trainer_kwargs
+from vstar.training.common import (
+    ProgressBar,
+    checkpoint_callback,
+    final_losses,
+    last_checkpoint,
+    log,
+    lora_config,
+    trainer_kwargs,
+)
 
 
 def train_dpo(
@@ -18,8 +27,16 @@ def train_dpo(
     verifier: VerifierSection,
     seed: int,
     dtype: str = "float32",
+    execution: ExecutionSection | None = None,
 ) -> dict:
-    """Train V on ``pairs`` ({"prompt", "chosen", "rejected"}) and save it to ``out_dir``."""
+    """Train V on ``pairs`` ({"prompt", "chosen", "rejected"}) and save it to ``out_dir``.
+
+    With ``execution.num_processes > 1`` the training runs under ``accelerate launch``.
+    """
+    if execution is not None and execution.num_processes > 1:
+        from vstar.training.launch import launch_training
+
+        return launch_training("dpo", sft_path, pairs, out_dir, verifier, seed, dtype, execution)
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
@@ -37,7 +54,9 @@ def train_dpo(
     args = DPOConfig(
         beta=verifier.beta,
         loss_type=["sigmoid"],
-        precompute_ref_log_probs=True,
+        # TRL caches precomputed reference log-probs of in-memory data in a per-process temp dir,
+        # which the other processes of a multi-process run cannot read: compute them on the fly there
+        precompute_ref_log_probs=int(os.environ.get("WORLD_SIZE", "1")) == 1,
         **trainer_kwargs(verifier, out_dir, seed, len(dataset)),
     )
     trainer = DPOTrainer(
@@ -47,13 +66,12 @@ def train_dpo(
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft,
-        callbacks=[ProgressBar("verifier DPO").callback],
+        callbacks=[ProgressBar("verifier DPO").callback, checkpoint_callback()],
     )
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss; details go to the log
     log.info("DPO on %d pairs -> %s", len(dataset), out_dir)
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
     history = trainer.state.log_history
     accuracies = [e["rewards/accuracies"] for e in history if "rewards/accuracies" in e]
     summary = {
@@ -64,7 +82,9 @@ def train_dpo(
         "train_pair_accuracy_last": accuracies[-1] if accuracies else None,
         **final_losses(history),
     }
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if trainer.is_world_process_zero():  # one writer when several processes train
+        tokenizer.save_pretrained(str(out_dir))
+        (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

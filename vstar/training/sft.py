@@ -6,9 +6,17 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from vstar.config import TrainSection
+from vstar.config import ExecutionSection, TrainSection
 from vstar.models import load_model, load_tokenizer
-from vstar.training.common import ProgressBar, final_losses, log, lora_config, trainer_kwargs
+from vstar.training.common import (
+    ProgressBar,
+    checkpoint_callback,
+    final_losses,
+    last_checkpoint,
+    log,
+    lora_config,
+    trainer_kwargs,
+)
 
 
 def train_sft(
@@ -18,11 +26,17 @@ def train_sft(
     train: TrainSection,
     seed: int,
     dtype: str = "float32",
+    execution: ExecutionSection | None = None,
 ) -> dict:
     """Fine-tune ``base_path`` on ``examples`` ({"prompt", "completion"}) and save to ``out_dir``.
 
-    Returns a summary (examples, steps, first/last loss, tokens trained on).
+    Returns a summary (examples, steps, first/last loss, tokens trained on). With
+    ``execution.num_processes > 1`` the training runs under ``accelerate launch``.
     """
+    if execution is not None and execution.num_processes > 1:
+        from vstar.training.launch import launch_training
+
+        return launch_training("sft", base_path, examples, out_dir, train, seed, dtype, execution)
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -44,13 +58,12 @@ def train_sft(
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(train),
-        callbacks=[ProgressBar("generator SFT").callback],
+        callbacks=[ProgressBar("generator SFT").callback, checkpoint_callback()],
     )
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss; details go to the log
     log.info("SFT on %d examples -> %s", len(dataset), out_dir)
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     summary = {
         "examples": len(dataset),
@@ -58,5 +71,7 @@ def train_sft(
         "train_tokens": int(tokens * train.epochs),
         **final_losses(trainer.state.log_history),
     }
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if trainer.is_world_process_zero():  # one writer when several processes train
+        tokenizer.save_pretrained(str(out_dir))
+        (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
