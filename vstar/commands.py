@@ -17,7 +17,7 @@ from typing import Iterator
 from vstar.config import Config, describe, dump_yaml, load_config
 from vstar.errors import VstarError
 from vstar.logs import setup_logging
-from vstar.rundir import RunDir, read_jsonl, write_jsonl
+from vstar.rundir import RunDir
 
 
 @contextmanager
@@ -289,4 +289,3 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["cmd_run", "read_jsonl", "write_jsonl"]

@@ -82,7 +82,7 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
     tag = f"_{run.name}" if multi else ""
     html_parts = [page.paragraph(f"{metrics['n_problems']} test problems, N = {metrics['n_candidates']} candidates "
                                  "each; 95% bootstrap intervals over problems.", "muted")]
-    html_parts.append(page._table(["method", "metric", "%", "95% CI"], [list(r) for r in table_rows(metrics)], 2))
+    html_parts.append(page.table(["method", "metric", "%", "95% CI"], [list(r) for r in table_rows(metrics)], 2))
     for kind, text in findings(metrics, table_k):
         html_parts.append(page.paragraph(text, kind))
     md = [f"## {run.name}", "", markdown_table(metrics), ""] + [f"- {text}" for _, text in findings(metrics, table_k)] + [""]
@@ -92,16 +92,16 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
         if held.get("pairs"):
             rows = [[k.replace("accuracy_", ""), f"{100 * v:.1f}"] for k, v in held.items() if k.startswith("accuracy")]
             html_parts.append(page.section(f"Verifier pair accuracy on {held['pairs']} held-out pairs",
-                                           page._table(["score", "% chosen ranked above rejected"], rows)))
+                                           page.table(["score", "% chosen ranked above rejected"], rows)))
     monitors = run_monitors(run)
     if monitors:
         keys = [k for k in monitors[0] if k != "iteration"]
         header = ["iteration"] + [MONITOR_NAMES.get(k, k) for k in keys]
-        html_parts.append(page.section("Per-iteration monitors (training queries)", page._table(
+        html_parts.append(page.section("Per-iteration monitors (training queries)", page.table(
             header, [[m["iteration"]] + [f"{m[k]:.3f}" if isinstance(m[k], float) else m[k] for k in keys] for m in monitors])))
-        html_parts.append(page._img(plot_iterations({run.name: monitors}, out_dir / f"iterations{tag}.png"), "iterations"))
+        html_parts.append(page.img(plot_iterations({run.name: monitors}, out_dir / f"iterations{tag}.png"), "iterations"))
     compute = method_compute(run, metrics)
-    html_parts.append(page.section("Compute per method (tokens)", page._table(
+    html_parts.append(page.section("Compute per method (tokens)", page.table(
         ["method", "sampled", "trained", "verifier forward", "total"],
         [[m, f"{c['sampled']:,}", f"{c['trained']:,}", f"{c['verifier_forward']:,}", f"{c['total']:,}"] for m, c in compute.items()])))
     accuracy_curve = {"SFT": ("SFT pass@k", 1), "STaR†": ("STaR† pass@k", 1), "RFT": ("RFT pass@k", 1),
@@ -110,10 +110,10 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
     points = [(m, c["total"], _point(metrics, *accuracy_curve[m])) for m, c in compute.items() if m in accuracy_curve]
     points = [p for p in points if p[2] is not None and p[1] > 0]
     if points:
-        html_parts.append(page._img(plot_compute(points, out_dir / f"compute{tag}.png"), "accuracy vs compute"))
+        html_parts.append(page.img(plot_compute(points, out_dir / f"compute{tag}.png"), "accuracy vs compute"))
     histograms = _score_histograms(run)
     if histograms:
-        html_parts.append(page._img(plot_score_distributions(histograms, out_dir / f"scores{tag}.png"), "score distributions"))
+        html_parts.append(page.img(plot_score_distributions(histograms, out_dir / f"scores{tag}.png"), "score distributions"))
     return html_parts, md
 
 
@@ -125,7 +125,7 @@ def write_report(runs: list[Path], out_dir: Path | None = None) -> Path:
         raise VstarError("vstar report: runs to compare must have different directory names.")
     out_dir = Path(out_dir) if out_dir else (runs[0] if len(runs) == 1 else Path("report"))
     curve_png = plot_accuracy_vs_k(metrics, out_dir / "accuracy_vs_k.png")
-    sections = [page._img(curve_png, "accuracy vs k")]
+    sections = [page.img(curve_png, "accuracy vs k")]
     markdown = ["# vstar report", "", f"![accuracy vs k]({curve_png.name})", ""]
     for run in runs:
         html_parts, md = _run_section(run, metrics[run.name], out_dir, len(runs) > 1)

@@ -7,12 +7,12 @@ import html
 from pathlib import Path
 
 
-def _img(path: Path, alt: str) -> str:
+def img(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(header: list[str], rows: list[list], numeric_from: int = 1) -> str:
+def table(header: list[str], rows: list[list], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(
@@ -50,4 +50,3 @@ def paragraph(text: str, kind: str = "") -> str:
     return f"<p{css}>{html.escape(text)}</p>"
 
 
-__all__ = ["_img", "_table", "paragraph", "render", "section"]
