@@ -228,23 +228,15 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
 
 
 def _read_records(path: str, fields: tuple[str, ...]) -> list[dict]:
-    if not Path(path).exists():
-        raise VstarError(f"'{path}': no such file.")
+    """Records of a JSONL/JSON/Parquet file, each with string ``fields`` (errors name file and line)."""
+    from vstar.tasks.jsonl import read_rows
+
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise VstarError(f"{path}, line {line_no}: not valid JSON ({exc.msg}).") from None
-            for name in fields:
-                if not isinstance(record.get(name), str):
-                    raise VstarError(f"{path}, line {line_no}: field '{name}' missing or not a string.")
-            records.append(record)
-    if not records:
-        raise VstarError(f"'{path}' is empty; expected JSONL records with fields {', '.join(fields)}.")
+    for row in read_rows(path):
+        for name in fields:
+            if not isinstance(row.data.get(name), str):
+                raise VstarError(f"{row.where}: field '{name}' missing or not a string.")
+        records.append(dict(row.data))
     return records
 
 
