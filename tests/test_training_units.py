@@ -65,3 +65,17 @@ def test_loss_is_on_the_completion_only(base, tmp_path):
     assert labels[:prompt_len] == [-100] * prompt_len  # no loss on the prompt
     assert labels[prompt_len:] == row["input_ids"][prompt_len:]  # loss on completion + EOS
     assert labels[-1] == tokenizer.eos_token_id
+
+
+def test_one_step_run_still_learns(base, tmp_path):
+    """Warm-up that would take every step (lr 0 throughout) is dropped: one optimizer step moves."""
+    from vstar.training.common import trainer_kwargs
+
+    train = TrainSection(epochs=1, batch_size=64, learning_rate=1e-2, max_length=64, max_steps=0)
+    assert trainer_kwargs(train, tmp_path, 0, num_examples=10)["warmup_steps"] == 0
+    assert trainer_kwargs(train, tmp_path, 0, num_examples=64 * 40)["warmup_steps"] == train.warmup_ratio
+    summary = train_sft(str(base), EXAMPLES[:10], tmp_path / "one_step", train, seed=0)
+    assert summary["steps"] == 1
+    before = load_file(str(base / "model.safetensors"))
+    after = load_file(str(tmp_path / "one_step" / "model.safetensors"))
+    assert any(not torch.equal(before[name], after[name]) for name in before)

@@ -242,13 +242,15 @@ def _read_records(path: str, fields: tuple[str, ...]) -> list[dict]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vstar.evaluation.stage import evaluate_run
+    from vstar.pipeline import transfer_config
     from vstar.report.text import format_table
 
     run = RunDir(args.run)
     if not run.config.exists():
         raise VstarError(f"'{args.run}' is not a vstar run directory (no config.yaml).")
-    overrides = list(args.overrides) + ([f"task.name={args.task}", "task.options={}"] if args.task else [])
-    config = load_config(run.config, overrides)
+    config = load_config(run.config, args.overrides)
+    if args.task:  # the options from eval.transfer, if the run names this task there
+        config = transfer_config(config, args.task, config.eval.transfer.get(args.task) or {})
     setup_logging(run.log_file, debug=args.debug)
     final = run.generator(config.run.iterations)
     out_dir = run.eval if not args.task else run.root / f"eval_{args.task}"

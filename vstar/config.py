@@ -107,6 +107,9 @@ class EvalSection:
     table_k: int = doc("k for the summary table (paper: 64 of 128)", 16)
     temperature: float = doc("test-time sampling temperature", 1.0)
     bootstrap: int = doc("bootstrap resamples for 95% confidence intervals", 1000)
+    transfer: dict = doc(
+        "other tasks to evaluate G_T + V on after the run, as {task: options} (the paper: gsm8k -> "
+        "math500, mbpp -> humaneval); each writes eval_<task>/", factory=dict)
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,10 @@ def _check_relations(config: Config, fail) -> None:
         fail("run.name", f"expected a plain folder name, got {name!r}.")
     if not config.run.root or "\0" in config.run.root:
         fail("run.root", f"expected a folder path, got {config.run.root!r}.")
+    for task, options in config.eval.transfer.items():
+        if not isinstance(task, str) or not (options is None or isinstance(options, dict)):
+            fail(f"eval.transfer.{task}", f"expected a task name mapped to its options (a mapping or null), "
+                 f"got {options!r}.")
     baselines = getattr(config, "baselines", None)
     if baselines is not None and baselines.vstar_1iter and not baselines.rft:
         fail("baselines.vstar_1iter", "needs baselines.rft: true (it trains on the RFT samples).")

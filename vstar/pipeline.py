@@ -93,12 +93,12 @@ SAMPLING = ("sampling.top_p", "sampling.max_new_tokens", "sampling.batch_size", 
             "execution.backend", "model.dtype")
 
 
-def task_inputs(task: Task) -> dict[str, str]:
+def task_inputs(task: Task, splits: Sequence[str] = ("sft", "query", "test")) -> dict[str, str]:
     """A fingerprint of each split's problems: the task's data as the stages consume it (ids,
     prompts, gold solutions and answers, checker data), so an edited data file redoes them."""
     return {
         split: fingerprint([[p.id, p.prompt, p.solution, p.answer, dict(p.meta)] for p in task.problems(split)])
-        for split in ("sft", "query", "test")
+        for split in splits
     }
 
 
@@ -122,6 +122,8 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
         labels_keys = [marker_key(run.marker(f"iter_{t}.labels")) for t in iterations]
         baselines_key = _run_baselines(config, run, task, base_path, sft_key, labels_keys)
         _evaluate(config, run, task, data["test"], baselines_key)
+        for name, options in config.eval.transfer.items():
+            _transfer(config, run, name, options or {}, baselines_key)
     finally:
         task.close()
     return _load_metrics(run)
@@ -207,6 +209,30 @@ def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines
         "curves": extra_curves, "settings": _fields(config, "eval", "verifier.beta"), "seed": config.run.seed,
     }, lambda: {"n_problems": ev.write_metrics(config, out, compute, extra_curves)["n_problems"]},
         [out / "metrics.json"])
+
+
+def transfer_config(config: Config, name: str, options: dict) -> Config:
+    """``config`` with another task in place of the trained one (for its test split)."""
+    task = dataclasses.replace(config.task, name=name, options=dict(options))
+    return dataclasses.replace(config, task=task)
+
+
+def _transfer(config: Config, run: RunDir, name: str, options: dict, baselines_key: str) -> None:
+    """Evaluate G_T + V on another task's test split (eval.transfer) -> eval_<task>/metrics.json."""
+    from vstar.evaluation.stage import evaluate_run
+
+    other = transfer_config(config, name, options)
+    final, out = run.generator(config.run.iterations), run.root / f"eval_{name}"
+    task = get_task(name, other.task.options)
+    try:
+        _stage(run, f"transfer.{name}", {
+            "G_T": final, "G_SFT": run.sft, "V": run.verifier, "D_test": task_inputs(task, ("test",))["test"],
+            "baselines": baselines_key, "settings": _fields(other, "task", "eval", "verifier.beta", *SAMPLING),
+            "seed": config.run.seed,
+        }, lambda: {"n_problems": evaluate_run(other, run, task, str(final), str(run.verifier), out)["n_problems"]},
+            [out / "metrics.json"])
+    finally:
+        task.close()
 
 
 def _run_baselines(config: Config, run: RunDir, task, base_path: str, sft_key: str, labels_keys: list[str]) -> str:

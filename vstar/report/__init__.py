@@ -28,6 +28,12 @@ def _load(run: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _transfers(run: Path) -> list[tuple[str, dict]]:
+    """(task, metrics) of each finished transfer evaluation (eval_<task>/metrics.json)."""
+    found = sorted(p for p in Path(run).glob("eval_*/metrics.json") if not p.parent.name.endswith("_rft"))
+    return [(p.parent.name[len("eval_"):], json.loads(p.read_text())) for p in found]
+
+
 def _point(metrics: dict, curve: str, k: int) -> float | None:
     point = metrics["curves"].get(curve, {}).get(str(k))
     return None if point is None else point["mean"]
@@ -86,6 +92,11 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
     for kind, text in findings(metrics, table_k):
         html_parts.append(page.paragraph(text, kind))
     md = [f"## {run.name}", "", markdown_table(metrics), ""] + [f"- {text}" for _, text in findings(metrics, table_k)] + [""]
+    for name, transfer in _transfers(run):
+        title = f"Transfer to {name}: G_T + V on {transfer['n_problems']} {name} test problems"
+        html_parts.append(page.section(title, page.table(
+            ["method", "metric", "%", "95% CI"], [list(r) for r in table_rows(transfer)], 2)))
+        md += [f"### {title}", "", markdown_table(transfer), ""]
     verifier = run / "verifier" / "summary.json"
     if verifier.exists():
         held = json.loads(verifier.read_text()).get("heldout", {})

@@ -35,7 +35,8 @@ def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: 
         max_steps=train.max_steps if capped else -1,
         learning_rate=train.learning_rate,
         lr_scheduler_type="linear",
-        warmup_steps=train.warmup_ratio,
+        # a run so short that warm-up would take every step (1 step at lr 0) gets none instead
+        warmup_steps=train.warmup_ratio if math.ceil(train.warmup_ratio * total_steps) < total_steps else 0,
         weight_decay=train.weight_decay,
         per_device_train_batch_size=train.batch_size,
         gradient_accumulation_steps=train.grad_accum,
