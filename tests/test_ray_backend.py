@@ -179,19 +179,26 @@ def test_split_evenly_keeps_order_and_balance():
     assert ray_backend.split_evenly([1], 4) == [[1]]
 
 
-@pytest.mark.slow  # about 40 s on an idle 2-core machine: the micro run, with Ray actors and tasks
-def test_end_to_end_run_on_ray(local_ray, tmp_path):
+def test_end_to_end_run_on_ray_matches_the_local_run(local_ray, tmp_path):
+    """configs/embedded_ray.yaml through `vstar run` on the local Ray instance: the same samples and
+    labels as the same config run locally, so every pass@k figure agrees too."""
     from vstar.cli import main
     from vstar.rundir import read_jsonl
 
-    run_dir = tmp_path / "embedded_ray"
-    assert main(["run", "--config", str(REPO / "configs" / "embedded_ray.yaml"), "--run-dir", str(run_dir)]) == 0
-    samples = read_jsonl(run_dir / "iter_1" / "samples.jsonl")
-    labels = read_jsonl(run_dir / "iter_1" / "labels.jsonl")
-    assert len(samples) == len(labels) > 0
-    assert [(s["problem_id"], s["sample_index"]) for s in samples] == [(l["problem_id"], l["sample_index"]) for l in labels]
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert metrics["n_problems"] > 0
+    config = str(REPO / "configs" / "embedded_ray.yaml")
+    on_ray, local = tmp_path / "on_ray", tmp_path / "local"
+    assert main(["run", "--config", config, "--run-dir", str(on_ray)]) == 0
+    assert main(["run", "--config", config, "--run-dir", str(local), "--set", "execution.backend=local"]) == 0
+    for name in ("iter_1/samples.jsonl", "iter_1/labels.jsonl", "eval/candidates.jsonl", "eval/labels.jsonl"):
+        assert read_jsonl(on_ray / name) == read_jsonl(local / name), name
+    samples = read_jsonl(on_ray / "iter_1" / "samples.jsonl")
+    assert len(samples) == (48 + 32) * 4  # every query problem, k = 4: nothing dropped
+    metrics = [json.loads((run / "eval" / "metrics.json").read_text()) for run in (on_ray, local)]
+    assert metrics[0]["n_problems"] == metrics[1]["n_problems"] == 8
+    for curve in ("SFT pass@k", "STaR† pass@k"):
+        assert metrics[0]["curves"][curve] == metrics[1]["curves"][curve]
+    scores = [read_jsonl(run / "eval" / "scores.jsonl") for run in (on_ray, local)]
+    assert [r["verifier_logp_sum"] for r in scores[0]] == pytest.approx([r["verifier_logp_sum"] for r in scores[1]], abs=1e-3)
 
 
 def test_a_vllm_replica_needs_its_tensor_parallel_gpus(local_ray):

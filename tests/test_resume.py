@@ -281,6 +281,7 @@ def test_resumed_sampling_gives_the_same_records(tmp_path):
     from vstar import stages
     from vstar.config import load_config
     from vstar.models.tiny import TinyModelSpec, build_tiny_model
+    from vstar.sampling.hf import TransformersSampler
     from vstar.tasks import get_task
 
     config = load_config(MICRO, ["sampling.batch_size=4", "sampling.max_new_tokens=8", "sampling.k=2"])
@@ -291,20 +292,20 @@ def test_resumed_sampling_gives_the_same_records(tmp_path):
 
     partial = tmp_path / "b.partial.jsonl"
     calls = []
-    original = stages._generate
+    original = TransformersSampler.generate
 
-    def stop_after_two_chunks(*args):
+    def stop_after_two_chunks(self, *args, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(1)
-        return original(*args)
+        return original(self, *args, **kwargs)
 
-    stages._generate = stop_after_two_chunks
+    TransformersSampler.generate = stop_after_two_chunks
     try:
         with pytest.raises(KeyboardInterrupt):
             stages.sample(config, str(model), problems, 2, 5, tmp_path / "b.jsonl", 1.0, "b")
     finally:
-        stages._generate = original
+        TransformersSampler.generate = original
     assert _lines(partial) == 1 + 2 * 4  # header + two chunks of 2 problems x 2 samples
     with open(partial, "a") as handle:
         handle.write('{"problem_id": "torn')

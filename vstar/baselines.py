@@ -104,8 +104,10 @@ def train_classifier_verifier(config: Config, run: RunDir, task: Task, kind: str
     out_dir = run.root / kind
     tmp = out_dir.with_name(kind + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer = {"orm": train_orm, "genrm": train_genrm}[kind]
-    summary = trainer(str(run.sft), examples, tmp, config.verifier, config.run.seed)
+    if kind == "orm":
+        summary = train_orm(str(run.sft), examples, tmp, config.verifier, config.run.seed, config.baselines.orm_lm_loss)
+    else:
+        summary = train_genrm(str(run.sft), examples, tmp, config.verifier, config.run.seed)
     shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     replace_dir(tmp, out_dir)
     return summary

@@ -121,6 +121,8 @@ class BaselinesSection:
     orm: bool = doc("ORM verifier: G_SFT + scalar head, binary correctness loss on D_VER", False)
     genrm: bool = doc("generative verifier: G_SFT fine-tuned to answer 'Is the answer correct? Yes/No'", False)
     max_examples_per_problem: int = doc("ORM/GenRM: distinct labeled samples kept per problem", 16)
+    orm_lm_loss: float = doc("ORM: weight of the LM loss on the completion added to its correctness loss "
+                             "(Cobbe et al. 2021 train both); 0 = correctness loss only", 0.0)
 
 
 @dataclass(frozen=True)

@@ -157,10 +157,8 @@ def sample_records(
 
 
 def _problems_per_chunk(config: Config, n: int, num_problems: int) -> int:
-    """Problems per chunk: one sampling batch's worth (the Ray backend takes all problems in one
-    call, as its workers are started per call)."""
-    if config.execution.backend == "ray":
-        return max(1, num_problems)
+    """Problems per chunk: one sampling batch's worth. The Ray backend keeps the local chunks (so
+    its samples equal the local path's) and runs them all on one set of actors."""
     if config.sampling.backend == "vllm":  # vLLM schedules its own batches: give it plenty of work per call
         return max(1, min(num_problems, 50_000 // max(1, n)))
     return max(1, config.sampling.batch_size // max(1, n))
@@ -195,36 +193,36 @@ def _sample_chunks(
     from tqdm.auto import tqdm
 
     n = params.n
-    sampler = None
-    if config.execution.backend != "ray":
-        sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype,
-                               config.execution.tensor_parallel_size, config.execution.gpu_memory_utilization)
+    starts = range(len(records) // n, len(problems), per_chunk)
+    chunks = [(start, problems[start : start + per_chunk]) for start in starts]
+    calls = [([p.prompt for p in chunk], dataclasses.replace(params, seed=_chunk_seed(params.seed, start)))
+             for start, chunk in chunks]
+
+    def keep(index: int, results: list, bar=None) -> None:  # one finished chunk -> partial file and records
+        new = [
+            {"problem_id": problem.id, "sample_index": j, "prompt": problem.prompt, "completion": c.text,
+             "num_tokens": c.num_tokens, "finished": c.finished}
+            for problem, row in zip(chunks[index][1], results)
+            for j, c in enumerate(row)
+        ]
+        append_jsonl(partial, new)
+        records.extend(new)
+        if bar is not None:
+            bar.update(len(new))
+
+    if config.execution.backend == "ray":  # every chunk on one set of actors, kept in order as they finish
+        from vstar.execution.ray_backend import generate_chunks_with_ray
+
+        generate_chunks_with_ray(config, model_path, calls, desc=desc, on_call=keep)
+        return
+    sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype,
+                           config.execution.tensor_parallel_size, config.execution.gpu_memory_utilization)
     try:
         with tqdm(total=len(problems) * n, initial=len(records), desc=desc, unit="seq", leave=False) as bar:
-            for start in range(len(records) // n, len(problems), per_chunk):
-                chunk = problems[start : start + per_chunk]
-                chunk_params = dataclasses.replace(params, seed=_chunk_seed(params.seed, start))
-                results = _generate(config, sampler, model_path, [p.prompt for p in chunk], chunk_params, desc)
-                new = [
-                    {"problem_id": problem.id, "sample_index": j, "prompt": problem.prompt, "completion": c.text,
-                     "num_tokens": c.num_tokens, "finished": c.finished}
-                    for problem, row in zip(chunk, results)
-                    for j, c in enumerate(row)
-                ]
-                append_jsonl(partial, new)
-                records += new
-                bar.update(len(new))
+            for index, (prompts, chunk_params) in enumerate(calls):
+                keep(index, sampler.generate(prompts, chunk_params, desc=desc), bar)
     finally:
-        if sampler is not None:
-            sampler.close()
-
-
-def _generate(config: Config, sampler, model_path: str, prompts: list[str], params: SamplingParams, desc: str):
-    if sampler is None:
-        from vstar.execution.ray_backend import generate_with_ray
-
-        return generate_with_ray(config, model_path, prompts, params, desc=desc)
-    return sampler.generate(prompts, params, desc=desc)
+        sampler.close()
 
 
 def _task_stop(config: Config) -> tuple[str, ...]:

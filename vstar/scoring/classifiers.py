@@ -22,6 +22,7 @@ def orm_probabilities(model_path: str, prompts: Sequence[str], completions: Sequ
 
     tokenizer = load_tokenizer(model_path)
     tokenizer.padding_side = "right"
+    tokenizer.truncation_side = "left"  # as in training: the head reads the last token, so keep the end
     model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
     probs: list[float] = []
     texts = [p + c + tokenizer.eos_token for p, c in zip(prompts, completions)]
