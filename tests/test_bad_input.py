@@ -335,3 +335,11 @@ def test_resume_of_a_folder_without_a_config(tmp_path, capsys):
     folder.mkdir(parents=True)
     _fails(capsys, ["run", "--resume", str(folder)], f"--resume {folder}: no config.yaml in it")
     _fails(capsys, ["run", "--resume", str(tmp_path / "nothing")], "no such run directory")
+
+
+def test_an_unknown_transfer_task_fails_before_any_training(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["run", "--config", str(REPO / "configs" / "micro.yaml"), "--run-dir", str(run_dir), "--set", "eval.transfer={humaneva: {}}"])
+    assert code == 2
+    assert "humaneva" in capsys.readouterr().err
+    assert not (run_dir / "sft").exists()

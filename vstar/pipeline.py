@@ -111,6 +111,8 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
     _write_config(config, run)
     task = task or get_task(config.task.name, config.task.options)
     try:
+        for name, options in config.eval.transfer.items():  # a bad name or option fails now, not after training
+            get_task(name, options or {}).close()
         data = task_inputs(task)
         base_path, sft_key = _train_sft(config, run, task, data)
         _iterate(config, run, task, data, base_path)
