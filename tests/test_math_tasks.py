@@ -289,3 +289,24 @@ def test_jsonl_code_rows_use_check_programs(tmp_path: Path, monkeypatch: pytest.
         ["", "import math"],
         {"timeout": 3},
     )]
+
+
+def test_jsonl_stop_option_reaches_the_sampler(tmp_path: Path) -> None:
+    """`vstar sample` cuts completions at the task's own stop strings (here the jsonl `stop` option)."""
+    from vstar.cli import main
+    from vstar.models.tiny import TinyModelSpec, build_tiny_model
+    from vstar.rundir import read_jsonl
+
+    model = build_tiny_model(tmp_path / "model", TinyModelSpec(32, 2, 2, 64, 128), seed=1)
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"{i}+1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(20)))
+    outputs = {}
+    for name, stop in (("default", []), ("custom", ["--set", "task.options.stop=['=']"])):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["sample", "--set", "task.name=jsonl", "--set", f"task.options.path={data}",
+                     "--set", "sampling.max_new_tokens=40", *stop, "--model", str(model), "--split", "query",
+                     "--n", "8", "--out", str(out)]) == 0
+        outputs[name] = [r["completion"] for r in read_jsonl(out)]
+    assert any("=" in text for text in outputs["default"])  # the random model writes '=' now and then
+    assert not any("=" in text for text in outputs["custom"])

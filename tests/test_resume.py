@@ -287,7 +287,7 @@ def test_resumed_sampling_gives_the_same_records(tmp_path):
     config = load_config(MICRO, ["sampling.batch_size=4", "sampling.max_new_tokens=8", "sampling.k=2"])
     model = build_tiny_model(tmp_path / "base", TinyModelSpec(32, 2, 2, 64, 128), seed=0)
     problems = get_task("embedded", config.task.options).problems("test")
-    whole = stages.sample(config, str(model), problems, 2, 5, tmp_path / "a.jsonl", 1.0, "a")
+    whole = stages.sample(config, str(model), problems, 2, 5, tmp_path / "a.jsonl", 1.0, "a", stop=())
     assert whole["samples"] == 2 * len(problems)
 
     partial = tmp_path / "b.partial.jsonl"
@@ -303,12 +303,12 @@ def test_resumed_sampling_gives_the_same_records(tmp_path):
     TransformersSampler.generate = stop_after_two_chunks
     try:
         with pytest.raises(KeyboardInterrupt):
-            stages.sample(config, str(model), problems, 2, 5, tmp_path / "b.jsonl", 1.0, "b")
+            stages.sample(config, str(model), problems, 2, 5, tmp_path / "b.jsonl", 1.0, "b", stop=())
     finally:
         TransformersSampler.generate = original
     assert _lines(partial) == 1 + 2 * 4  # header + two chunks of 2 problems x 2 samples
     with open(partial, "a") as handle:
         handle.write('{"problem_id": "torn')
-    stages.sample(config, str(model), problems, 2, 5, tmp_path / "b.jsonl", 1.0, "b")
+    stages.sample(config, str(model), problems, 2, 5, tmp_path / "b.jsonl", 1.0, "b", stop=())
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
     assert not partial.exists()

@@ -36,7 +36,7 @@ def rft_samples(config: Config, run: RunDir, task: Task) -> dict:
     first_labels = read_jsonl(run.iteration(1) / "labels.jsonl")
     if extra_n > 0:
         stages.sample(config, str(run.sft), query, extra_n, config.run.seed + 424242, folder / ".extra_samples.jsonl",
-                      config.sampling.temperature, desc="RFT: extra samples")
+                      config.sampling.temperature, desc="RFT: extra samples", stop=task.stop)
         stages.label(config, task, query, folder / ".extra_samples.jsonl", folder / ".extra_labels.jsonl")
         extra = read_jsonl(folder / ".extra_samples.jsonl")
         extra_labels = read_jsonl(folder / ".extra_labels.jsonl")

@@ -180,7 +180,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     setup_logging(debug=args.debug)
     task = _task(config)
     summary = sample(config, args.model, task.problems(args.split), args.n or config.sampling.k,
-                     config.run.seed, Path(args.out), config.sampling.temperature, desc=f"sampling {args.split}")
+                     config.run.seed, Path(args.out), config.sampling.temperature, desc=f"sampling {args.split}",
+                     stop=task.stop)
     print(json.dumps(summary))
     return 0
 

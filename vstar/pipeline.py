@@ -162,9 +162,10 @@ def _iterate(config: Config, run: RunDir, task: Task, data: dict, base_path: str
         _stage(run, f"iter_{t}.samples", {
             "generator": run.generator(t - 1), "D_query": data["query"],
             "settings": _fields(config, "sampling.k", "sampling.temperature", *SAMPLING), "seed": seed, "t": t,
+            "stop": list(task.stop),
         }, lambda t=t, folder=folder: stages.sample(
             config, str(run.generator(t - 1)), query, config.sampling.k, seed + 1000 * t,
-            folder / "samples.jsonl", config.sampling.temperature, desc=f"iteration {t}: sampling"),
+            folder / "samples.jsonl", config.sampling.temperature, desc=f"iteration {t}: sampling", stop=task.stop),
             [folder / "samples.jsonl"])
         _stage(run, f"iter_{t}.labels", {
             "samples": folder / "samples.jsonl", "D_query": data["query"], "settings": _settings(config, "task"),
@@ -189,6 +190,7 @@ def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines
     compute.update(_stage(run, "eval.candidates", {
         "G_T": final, "G_SFT": run.sft, "D_test": test_data,
         "settings": _fields(config, "eval.n_candidates", "eval.temperature", *SAMPLING), "seed": config.run.seed,
+        "stop": list(task.stop),
     }, lambda: ev.sample_candidates(config, run, task, str(final), out), [files["candidates"]]))
     compute.update(_stage(run, "eval.labels", {
         "candidates": files["candidates"], "D_test": test_data, "settings": _settings(config, "task"),
@@ -244,7 +246,7 @@ def _run_baselines(config: Config, run: RunDir, task, base_path: str, sft_key: s
     enabled = config.baselines
     keys = []
     if enabled.rft:
-        rft_key = fingerprint(sft_key, labels_keys[0], _settings(config, "sampling"), "rft")
+        rft_key = fingerprint(sft_key, labels_keys[0], _settings(config, "sampling"), list(task.stop), "rft")
         _stage(run, "rft.samples", rft_key, lambda: baselines.rft_samples(config, run, task))
         rft_key = fingerprint(rft_key, _settings(config, "generator"))
         _stage(run, "rft.generator", rft_key, lambda: baselines.rft_generator(config, run, task, base_path))

@@ -107,14 +107,17 @@ def sample(
     out_file: Path,
     temperature: float,
     desc: str,
+    *,
+    stop: Sequence[str],
 ) -> dict:
-    """``n`` completions per problem from ``model_path`` -> ``out_file`` (samples.jsonl).
+    """``n`` completions per problem from ``model_path`` -> ``out_file`` (samples.jsonl), each cut
+    at the first of ``stop`` (the task's stop strings, ``task.stop``).
 
     Finished chunks go to ``<name>.partial.jsonl`` beside it first, so a killed run resumes
     from the last complete chunk (see ``sample_records``).
     """
     partial = partial_file(out_file)
-    records = sample_records(config, model_path, problems, n, seed, partial, temperature, desc)
+    records = sample_records(config, model_path, problems, n, seed, partial, temperature, desc, stop=stop)
     write_jsonl(out_file, records)
     partial.unlink(missing_ok=True)
     return {"samples": len(records), "tokens_sampled": sum(r["num_tokens"] for r in records)}
@@ -135,6 +138,8 @@ def sample_records(
     partial: Path,
     temperature: float,
     desc: str,
+    *,
+    stop: Sequence[str],
 ) -> list[dict]:
     """Sample records for every problem, appended chunk by chunk to ``partial`` (fsync per chunk).
 
@@ -144,7 +149,7 @@ def sample_records(
     produces exactly the records of an uninterrupted one. Returns the records in order.
     """
     params = SamplingParams(n=n, temperature=temperature, top_p=config.sampling.top_p,
-                            max_new_tokens=config.sampling.max_new_tokens, stop=_task_stop(config), seed=seed)
+                            max_new_tokens=config.sampling.max_new_tokens, stop=tuple(stop), seed=seed)
     per_chunk = _problems_per_chunk(config, n, len(problems))
     header = {"partial_of": fingerprint(model_identity(model_path), dataclasses.asdict(params), per_chunk,
                                         config.sampling.backend, [(p.id, p.prompt) for p in problems])}
@@ -223,12 +228,6 @@ def _sample_chunks(
                 keep(index, sampler.generate(prompts, chunk_params, desc=desc), bar)
     finally:
         sampler.close()
-
-
-def _task_stop(config: Config) -> tuple[str, ...]:
-    from vstar.tasks.registry import get_task_class
-
-    return tuple(get_task_class(config.task.name).stop)
 
 
 def label(config: Config, task: Task, problems: Sequence[Problem], samples_file: Path, out_file: Path) -> dict:

@@ -34,7 +34,7 @@ def sample_candidates(
         partial = out_dir / f"candidates_{source}.partial.jsonl"
         part = sample_records(
             config, path, problems, config.eval.n_candidates, config.run.seed + 7919 * (offset + 1),
-            partial, config.eval.temperature, desc=f"test candidates ({source})",
+            partial, config.eval.temperature, desc=f"test candidates ({source})", stop=task.stop,
         )
         records += [{**r, "source": source} for r in part]
         summary[f"tokens_sampled_{source}"] = sum(r["num_tokens"] for r in part)
