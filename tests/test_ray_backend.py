@@ -205,4 +205,4 @@ def test_a_vllm_replica_needs_its_tensor_parallel_gpus(local_ray):
     config = from_dict({"sampling": {"backend": "vllm"},
                         "execution": {"backend": "ray", "gpus_per_worker": 1, "tensor_parallel_size": 2}})
     with pytest.raises(VstarError, match="execution.gpus_per_worker"):
-        ray_backend.generate_with_ray(config, "unused", ["p"], SamplingParams())
+        ray_backend.generate_chunks_with_ray(config, "unused", [(["p"], SamplingParams())])

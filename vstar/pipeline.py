@@ -110,9 +110,10 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
     remove_stray_temp_files(run.root)
     _write_config(config, run)
     task = task or get_task(config.task.name, config.task.options)
+    transfers: dict[str, Task] = {}
     try:
-        for name, options in config.eval.transfer.items():  # a bad name or option fails now, not after training
-            get_task(name, options or {}).close()
+        for name, options in config.eval.transfer.items():  # built now: a bad name or option fails before training
+            transfers[name] = get_task(name, options or {})
         data = task_inputs(task)
         base_path, sft_key = _train_sft(config, run, task, data)
         _iterate(config, run, task, data, base_path)
@@ -124,10 +125,11 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
         labels_keys = [marker_key(run.marker(f"iter_{t}.labels")) for t in iterations]
         baselines_key = _run_baselines(config, run, task, base_path, sft_key, labels_keys)
         _evaluate(config, run, task, data["test"], baselines_key)
-        for name, options in config.eval.transfer.items():
-            _transfer(config, run, name, options or {}, baselines_key)
+        for name, other_task in transfers.items():
+            _transfer(config, run, name, other_task, baselines_key)
     finally:
-        task.close()
+        for opened in [task, *transfers.values()]:
+            opened.close()
     return _load_metrics(run)
 
 
@@ -221,22 +223,18 @@ def transfer_config(config: Config, name: str, options: dict) -> Config:
     return dataclasses.replace(config, task=task)
 
 
-def _transfer(config: Config, run: RunDir, name: str, options: dict, baselines_key: str) -> None:
+def _transfer(config: Config, run: RunDir, name: str, task: Task, baselines_key: str) -> None:
     """Evaluate G_T + V on another task's test split (eval.transfer) -> eval_<task>/metrics.json."""
     from vstar.evaluation.stage import evaluate_run
 
-    other = transfer_config(config, name, options)
+    other = transfer_config(config, name, config.eval.transfer[name] or {})
     final, out = run.generator(config.run.iterations), run.root / f"eval_{name}"
-    task = get_task(name, other.task.options)
-    try:
-        _stage(run, f"transfer.{name}", {
-            "G_T": final, "G_SFT": run.sft, "V": run.verifier, "D_test": task_inputs(task, ("test",))["test"],
-            "baselines": baselines_key, "settings": _fields(other, "task", "eval", "verifier.beta", *SAMPLING),
-            "seed": config.run.seed,
-        }, lambda: {"n_problems": evaluate_run(other, run, task, str(final), str(run.verifier), out)["n_problems"]},
-            [out / "metrics.json"])
-    finally:
-        task.close()
+    _stage(run, f"transfer.{name}", {
+        "G_T": final, "G_SFT": run.sft, "V": run.verifier, "D_test": task_inputs(task, ("test",))["test"],
+        "baselines": baselines_key, "settings": _fields(other, "task", "eval", "verifier.beta", *SAMPLING),
+        "seed": config.run.seed,
+    }, lambda: {"n_problems": evaluate_run(other, run, task, str(final), str(run.verifier), out)["n_problems"]},
+        [out / "metrics.json"])
 
 
 def _run_baselines(config: Config, run: RunDir, task, base_path: str, sft_key: str, labels_keys: list[str]) -> str:

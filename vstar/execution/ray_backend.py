@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from vstar.config import Config
 from vstar.errors import VstarError
-from vstar.sampling.base import Completion, SamplingParams
 from vstar.tasks.base import Problem, Verdict
 
 log = logging.getLogger("vstar")
@@ -83,19 +82,6 @@ def _gather(ray, futures: list, desc: str, unit: str, weights: Sequence[int]) ->
 
 
 # ---------------------------------------------------------------- sampling
-
-
-def generate_with_ray(
-    config: Config, model_path: str, prompts: Sequence[str], params: SamplingParams, desc: str = "sampling"
-) -> list[list[Completion]]:
-    """``result[i][j]``: the j-th completion of ``prompts[i]``, sampled by ``num_workers`` Ray actors.
-
-    Equal to the local sampler's ``generate(prompts, params)`` where the backend is
-    deterministic (see ``vstar.execution.ray_sampling``).
-    """
-    from vstar.execution.ray_sampling import generate_chunks_with_ray
-
-    return generate_chunks_with_ray(config, model_path, [(prompts, params)], desc)[0]
 
 
 def generate_chunks_with_ray(config: Config, model_path: str, calls, desc: str = "sampling", on_call=None):
