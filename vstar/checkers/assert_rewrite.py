@@ -16,7 +16,9 @@ from __future__ import annotations
 import ast
 import base64
 import functools
+import keyword
 import marshal
+import re
 from typing import Any
 
 from vstar.checkers.sandbox_runner import CHECK_PLACEHOLDER
@@ -35,13 +37,103 @@ def compile_test(source: str) -> str:
     Compiled here (tests are trusted data; the same interpreter runs the sandbox), so the
     children do not spend time compiling, and cached: samples of one problem share tests.
     """
-    tree = ast.parse(source)
-    spliced = _spliced(source, tree)
-    if spliced is not None:  # the common case, about twice as fast as compiling a changed tree
-        code = compile(spliced, "<test>", "exec", dont_inherit=True)
-    else:
-        code = compile(_rewrite_module(tree, source), "<test>", "exec", dont_inherit=True)
+    code = _compile_simple(source)
+    if code is None:
+        tree = ast.parse(source)
+        spliced = _spliced(source, tree)
+        if spliced is not None:  # about twice as fast as compiling a changed tree
+            code = compile(spliced, "<test>", "exec", dont_inherit=True)
+        else:
+            code = compile(_rewrite_module(tree, source), "<test>", "exec", dont_inherit=True)
     return base64.b64encode(marshal.dumps(code)).decode("ascii")
+
+
+# ------------------------------------------------------------------ one-line ``assert a == b``
+
+# Most tests (all but a few of MBPP's) are one line ``assert <a> == <b>``. Parsing such a line
+# costs as much as compiling its rewrite, so it is split without parsing, but only where the
+# split cannot be wrong: outside string literals and brackets, the line must hold exactly one
+# ``==`` and no other comparison, comma, colon, semicolon, backslash, comment or keyword, so
+# that Python reads it as ``assert (a) == (b)``. Anything else takes the parsing path.
+_HEAD = re.compile(r"assert(?!\w)")
+_STRING = re.compile(  # a string literal from its opening quote (its prefix is checked apart)
+    "|".join([
+        r"'''(?:[^\\]|\\.)*?'''",
+        r'"""(?:[^\\]|\\.)*?"""',
+        r"'[^\\'\n]*(?:\\.[^\\'\n]*)*'",
+        r'"[^\\"\n]*(?:\\.[^\\"\n]*)*"',
+    ]),
+    re.S,
+)
+_PREFIXES = frozenset(["r", "b", "u", "rb", "br"])  # lower-cased; f-strings take the parsing path
+# an innermost bracketed part (mismatched pairs only occur in invalid code, which fails to compile)
+_BRACKETED = re.compile(r"[(\[{][^()\[\]{}]*[)\]}]")
+_OUTSIDE_STRINGS = re.compile(r"""['"#\\]""")
+_NOT_SIMPLE = re.compile(r"[=<>!:;,()\[\]{}]")
+_KEYWORDS = frozenset(keyword.kwlist) - {"True", "False", "None"}
+_ALTERNATIVES = "|".join(sorted(_KEYWORDS))
+# a keyword as a word, or glued to a number before it (``1if`` reads as ``1 if``)
+_KEYWORD = re.compile(rf"\b(?:{_ALTERNATIVES})\b|\b\d\w*?(?:{_ALTERNATIVES})\b")
+
+
+def _compile_simple(source: str):
+    """The rewritten code of a one-line ``assert a == b`` (see above), or None."""
+    check = simple_check_text(source)
+    if check is None:
+        return None
+    try:
+        return compile(check, "<test>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return None  # the parsing path says what is wrong
+
+
+def simple_check_text(source: str) -> str | None:
+    """The rewrite of a one-line ``assert a == b`` as text, made without parsing; None for any other test."""
+    head = _HEAD.match(source)
+    line = source.rstrip()
+    if head is None or "\n" in line or "\r" in line:
+        return None
+    masked = _mask_strings(line) if "'" in line or '"' in line else line
+    if masked is None or _OUTSIDE_STRINGS.search(masked):
+        return None  # an f-string, an unclosed string, a comment, a line continuation
+    flat = _flatten(masked[head.end() :])
+    if flat.count("==") != 1:
+        return None  # no comparison outside brackets, or more than one
+    rest = flat.replace("==", "  ")
+    if _NOT_SIMPLE.search(rest) or _KEYWORD.search(rest):
+        return None
+    split = masked.find("==", head.end())
+    while not all(masked.count(o, 0, split) == masked.count(c, 0, split) for o, c in ("()", "[]", "{}")):
+        split = masked.find("==", split + 2)  # the one outside brackets: there is exactly one
+    left, right = line[head.end() : split].strip(), line[split + 2 :].strip()
+    label = line.strip()[:_LABEL_CHARS]
+    return f'if not "{CHECK_PLACEHOLDER}".__call__(("cmp", "==", ({left}), ({right}))): raise AssertionError({label!r})'
+
+
+def _mask_strings(line: str) -> str | None:
+    """``line`` with each string literal replaced by ``$`` signs (same length; ``"a"if`` still
+    shows its keyword); None if a literal has a prefix this does not read (f-strings)."""
+    odd = []
+
+    def fill(match: re.Match) -> str:
+        start = end = match.start()
+        while start and (line[start - 1].isalnum() or line[start - 1] == "_"):
+            start -= 1
+        if start < end and line[start:end].lower() not in _PREFIXES:
+            odd.append(start)
+        return "$" * (match.end() - end)
+
+    masked = _STRING.sub(fill, line)
+    return None if odd else masked
+
+
+def _flatten(text: str) -> str:
+    """``text`` with every bracketed part, innermost first, replaced by ``B``."""
+    while True:
+        flat = _BRACKETED.sub("B", text)
+        if flat == text:
+            return flat
+        text = flat
 
 
 def _spliced(source: str, tree: ast.Module) -> str | None:

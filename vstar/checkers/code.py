@@ -71,13 +71,10 @@ class CodeChecker:
         _validate(programs, tests, setups)
         if not programs:
             return []
-        jobs = [
-            {"program": program, "setup": setup, "tests": [_compile_at(test, i, j) for j, test in enumerate(test_list)]}
-            for i, (program, test_list, setup) in enumerate(zip(programs, tests, setups))
-        ]
+        jobs = [{"program": p, "setup": s, "tests": t} for p, t, s in zip(programs, tests, setups)]
         if self._sandbox is None:
             self._sandbox = Sandbox(self.options)
-        runs = self._sandbox.run(jobs)
+        runs = self._sandbox.run(jobs, prepare=_compiled_tests)  # compiled while earlier jobs run
         return [verdict_from_run(run, len(test_list), self.options.timeout) for run, test_list in zip(runs, tests)]
 
     def close(self) -> None:
@@ -110,6 +107,10 @@ def _validate(programs: Sequence[str], tests: Sequence[Sequence[str]], setups: S
 
 
 # ------------------------------------------------------------------ rewriting asserts
+
+
+def _compiled_tests(program: int, job: Mapping[str, Any]) -> dict[str, Any]:
+    return {**job, "tests": [_compile_at(test, program, index) for index, test in enumerate(job["tests"])]}
 
 
 def _compile_at(test: str, program: int, index: int) -> str:

@@ -48,9 +48,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from vstar.checkers.sandbox_client import SandboxWorker, WorkerLost
+from vstar.checkers.sandbox_client import SandboxWorker, WorkerLost, frame
 from vstar.errors import VstarError
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 ISOLATIONS = ("bwrap", "rlimits")
 SANDBOX_FILES = ("sandbox_worker.py", "sandbox_runner.py", "sandbox_values.py", "sandbox_cleanup.py")
 SANDBOX_DIR = "/vstar_sandbox"  # where the sandbox files appear inside bubblewrap
+PIPELINE_BYTES = 16 << 10  # larger jobs wait for the reply before them (no pipe can fill both ways)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # run the worker file as __main__ without putting its folder (vstar/checkers) on sys.path
 BOOT = (
@@ -119,6 +120,15 @@ def sandbox_options(options: Mapping[str, Any] | None, where: str = "sandbox opt
     return SandboxOptions(**options)
 
 
+@dataclass(frozen=True)
+class _Flight:
+    """One job on its way to a worker: its place in the batch, nonce and encoded frame."""
+
+    index: int
+    nonce: str
+    data: bytes
+
+
 @dataclass
 class RunResult:
     """What happened to one program, as the worker saw it (verdicts are made from this)."""
@@ -156,34 +166,66 @@ class Sandbox:
         self._lock = threading.Lock()  # one batch at a time
         self._closed = False
         try:
-            starts = [self._executor.submit(self._new_worker) for _ in range(count)]
+            starts = [self._executor.submit(self._new_worker, cpu) for cpu in _worker_cpus(count)]
             self._workers = [start.result() for start in starts]
         except BaseException:
             self.close()
             raise
 
-    def _new_worker(self) -> SandboxWorker:
-        command = self._command()
-        return SandboxWorker(command, self.options.isolation)
+    def _new_worker(self, cpu: int | None) -> SandboxWorker:
+        return SandboxWorker(lambda: self._command(cpu), self.options.isolation)
 
-    def run(self, jobs: Sequence[Mapping[str, Any]]) -> list[RunResult]:
+    def run(
+        self,
+        jobs: Sequence[Mapping[str, Any]],
+        prepare: Callable[[int, Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> list[RunResult]:
         """Run each job ``{"program", "setup", "tests"}`` (tests: from ``compile_test``).
 
         Each worker's thread takes the next job until none is left; one batch at a time.
+        ``prepare(index, job)``, if given, turns a job into that form in the worker's thread,
+        while the worker runs the job before it (an exception stops the batch and is raised).
+        A small next job is sent before the reply to the current one is read, so the worker
+        finds it waiting when it finishes.
         """
         if self._closed:
             raise VstarError("the code sandbox was closed")
         results: list[RunResult | None] = [None] * len(jobs)
         order = iter(range(len(jobs)))
         take = threading.Lock()
+        stop = threading.Event()
+
+        def next_flight() -> _Flight | None:
+            with take:
+                index = None if stop.is_set() else next(order, None)
+            if index is None:
+                return None
+            job = jobs[index] if prepare is None else prepare(index, jobs[index])
+            return self._flight(index, job)
+
+        def deliver(worker: SandboxWorker, flight: _Flight) -> bool:
+            if worker.send(flight.data):
+                return True
+            worker.restart()  # gone between jobs: the job has not started anywhere
+            return worker.send(flight.data)
 
         def serve(worker: SandboxWorker) -> None:
-            while True:
-                with take:
-                    index = next(order, None)
-                if index is None:
-                    return
-                results[index] = self._run_on(worker, jobs[index])
+            try:
+                flight = next_flight()
+                sent = flight is not None and deliver(worker, flight)
+                while flight is not None:
+                    following = next_flight()  # prepared while the worker runs ``flight``
+                    early = following is not None and sent and len(following.data) <= PIPELINE_BYTES
+                    early = early and worker.send(following.data)  # type: ignore[union-attr]
+                    results[flight.index], lost = self._receive(worker, flight, sent)
+                    if lost:
+                        worker.restart()
+                        early = False  # the lost worker took the early job with it
+                    sent = early or (following is not None and deliver(worker, following))
+                    flight = following
+            except BaseException:
+                stop.set()
+                raise
 
         with self._lock:
             served = [self._executor.submit(serve, worker) for worker in self._workers]
@@ -192,7 +234,7 @@ class Sandbox:
                 future.result()  # raise what a worker thread raised, once all have stopped
         return results  # type: ignore[return-value]
 
-    def _run_on(self, worker: SandboxWorker, job: Mapping[str, Any]) -> RunResult:
+    def _flight(self, index: int, job: Mapping[str, Any]) -> _Flight:
         options = self.options
         nonce = secrets.token_hex(16)
         message = {
@@ -208,13 +250,18 @@ class Sandbox:
                 "output_cap": options.output_kb << 10,
             },
         }
+        return _Flight(index, nonce, frame(message))
+
+    def _receive(self, worker: SandboxWorker, flight: _Flight, sent: bool) -> tuple[RunResult, bool]:
+        """(the job's result, whether the worker was lost and must be restarted)."""
         try:
-            header, report, output = worker.run(message, deadline=options.timeout + 10.0)
+            if not sent:
+                raise WorkerLost("sandbox worker gone: it did not take the job")
+            header, report, output = worker.receive(deadline=self.options.timeout + 10.0)
         except WorkerLost as lost:
-            worker.restart(self._command())
-            return RunResult(worker_error=str(lost))
-        return RunResult(
-            records=_parse_report(report, nonce),
+            return RunResult(worker_error=str(lost)), True
+        result = RunResult(
+            records=_parse_report(report, flight.nonce),
             exit_code=header["exit_code"],
             signal=header["signal"],
             timed_out=bool(header["timed_out"]),
@@ -223,6 +270,7 @@ class Sandbox:
             output=output,
             output_total=int(header["output_total"]),
         )
+        return result, False
 
     def close(self) -> None:
         self._closed = True
@@ -256,7 +304,8 @@ def _parse_report(report: bytes, nonce: str) -> list[list]:
 
 
 def _worker_command(options: SandboxOptions):
-    """A function giving a fresh worker command line (bwrap mode: a new uid each call, as root)."""
+    """A function of the worker's CPU (or None) giving a fresh worker command line (bwrap mode:
+    a new uid each call, as root)."""
     files = [str(Path(__file__).with_name(name)) for name in SANDBOX_FILES]
     python = os.path.realpath(sys.executable)
     flags = [python, "-s", "-S", "-B", "-c", BOOT]
@@ -266,21 +315,34 @@ def _worker_command(options: SandboxOptions):
         # (e.g. installed under /root): then they run as root, which the warning covers.
         drop_uid = os.geteuid() == 0 and _readable_by_anyone(sysconfig.get_paths()["stdlib"])
 
-        def plain_command() -> list[str]:
+        def plain_command(cpu: int | None) -> list[str]:
             drop = ["--drop-uid", str(_random_uid())] if drop_uid else []
-            return flags + [files[0], "--mode", "rlimits"] + drop
+            return flags + [files[0], "--mode", "rlimits"] + drop + _cpu_argument(cpu)
 
         return plain_command
     bwrap = _find_bwrap(options.bwrap_path)
     features = _bwrap_features(bwrap)
 
-    def command() -> list[str]:
+    def command(cpu: int | None) -> list[str]:
         root = os.geteuid() == 0
         args = [bwrap] + _bwrap_arguments(python, files, root, features)
         worker = flags + [f"{SANDBOX_DIR}/{SANDBOX_FILES[0]}", "--mode", "bwrap"]
-        return args + worker + (["--drop-uid", str(_random_uid())] if root else [])
+        return args + worker + (["--drop-uid", str(_random_uid())] if root else []) + _cpu_argument(cpu)
 
     return command
+
+
+def _worker_cpus(count: int) -> list[int | None]:
+    """The CPU each worker is pinned to: one worker per allowed CPU (or two per CPU, ...) keeps
+    a worker and its programs on one CPU's caches. Other counts would load CPUs unevenly: None."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if count % len(allowed):
+        return [None] * count
+    return [allowed[i % len(allowed)] for i in range(count)]
+
+
+def _cpu_argument(cpu: int | None) -> list[str]:
+    return [] if cpu is None else ["--cpu", str(cpu)]
 
 
 def _readable_by_anyone(path: str) -> bool:

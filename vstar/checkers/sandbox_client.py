@@ -14,7 +14,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from typing import Any
+from typing import Any, Callable
 
 from vstar.errors import VstarError
 
@@ -29,6 +29,12 @@ BWRAP_HINT = (
 )
 
 
+def frame(message: dict[str, Any]) -> bytes:
+    """A job as the worker reads it: 4-byte big-endian length, then JSON."""
+    data = json.dumps(message).encode()
+    return struct.pack(">I", len(data)) + data
+
+
 class WorkerLost(Exception):
     """The worker died or stopped answering; the job it held gets an error verdict."""
 
@@ -36,9 +42,10 @@ class WorkerLost(Exception):
 class SandboxWorker:
     """One worker process (inside bwrap, or plain in rlimits mode)."""
 
-    def __init__(self, command: list[str], isolation: str):
+    def __init__(self, make_command: Callable[[], list[str]], isolation: str):
         self.isolation = isolation
-        self._start(command)
+        self._make_command = make_command  # a fresh command line per start (bwrap as root: a new uid)
+        self._start(make_command())
 
     def _start(self, command: list[str]) -> None:
         self._stderr = tempfile.TemporaryFile()
@@ -62,13 +69,16 @@ class SandboxWorker:
             message = f"code sandbox: the worker did not start ({lost}): {details or 'no message'}.{hint}"
             raise VstarError(message) from None
 
-    def run(self, message: dict[str, Any], deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
-        """Send one job; (header, report bytes, output bytes). Raises ``WorkerLost``."""
-        data = json.dumps(message).encode()
+    def send(self, data: bytes) -> bool:
+        """Send one framed job (see ``frame``); False if the worker is gone."""
         try:
-            self.process.stdin.write(struct.pack(">I", len(data)) + data)  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError) as error:
-            raise WorkerLost(f"sandbox worker gone: {error}") from None
+            self.process.stdin.write(data)  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    def receive(self, deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
+        """The reply to the oldest job sent: (header, report bytes, output bytes). Raises ``WorkerLost``."""
         header, blob = self._receive(time.monotonic() + deadline)
         report_size = int(header["report_bytes"])
         return header, blob[:report_size], blob[report_size:]
@@ -107,10 +117,10 @@ class SandboxWorker:
         self._stderr.seek(0)
         return self._stderr.read()[-4000:].decode(errors="replace").strip()
 
-    def restart(self, command: list[str]) -> None:
+    def restart(self) -> None:
         """Kill a lost worker at once and start a fresh one."""
         self.stop(grace=0.0)
-        self._start(command)
+        self._start(self._make_command())
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Close the worker's input (it exits when idle), then kill it if it lingers."""

@@ -3,7 +3,7 @@
 Standard library only. The harness (``sandbox.py``) starts it, inside bubblewrap or
 as a plain process (``--mode rlimits``), with
 
-    python -s -S -B -c BOOT <this file> --mode bwrap|rlimits [--drop-uid N]
+    python -s -S -B -c BOOT <this file> --mode bwrap|rlimits [--drop-uid N] [--cpu N]
 
 and talks to it over stdin/stdout in frames (4-byte big-endian length + JSON). For
 each job the worker compiles the program (``sandbox_runner.prepare``), forks a child
@@ -48,6 +48,8 @@ KILL_GRACE = 2.0  # seconds to wait for pipes to close after everything is kille
 def main(argv: list) -> None:
     mode = argv[argv.index("--mode") + 1]
     drop_uid = int(argv[argv.index("--drop-uid") + 1]) if "--drop-uid" in argv else None
+    if "--cpu" in argv:  # this worker and its programs stay on one CPU (warm caches, no migrations)
+        os.sched_setaffinity(0, {int(argv[argv.index("--cpu") + 1])})
     if mode == "bwrap" and drop_uid is not None:
         for path in ("/tmp", "/dev/shm"):
             os.chmod(path, 0o1777)  # the tmpfs belongs to root; the sandbox user must write it

@@ -1,0 +1,91 @@
+"""How a batch moves through the sandbox workers: the next job is sent while the worker runs
+the current one (small jobs only), a lost worker is replaced with nothing lost but its own
+job, and workers are pinned one per CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from sandbox_programs import CORRECT, TESTS
+
+from vstar.checkers.code import CodeChecker
+from vstar.checkers.sandbox import PIPELINE_BYTES, _worker_cpus
+from vstar.errors import VstarError
+
+
+def processes() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    parents = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    parents[int(entry.name)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return parents
+
+
+def started_checker(workers: int) -> CodeChecker:
+    checker = CodeChecker({"timeout": 5.0, "workers": workers})
+    try:
+        checker.check([CORRECT], [TESTS], [""])
+    except VstarError as error:
+        checker.close()
+        if os.environ.get("VSTAR_REQUIRE_BWRAP"):
+            raise
+        pytest.skip(f"bubblewrap cannot run here: {error}")
+    return checker
+
+
+def test_a_lost_worker_costs_only_its_own_job():
+    checker = started_checker(workers=1)
+    worker = checker._sandbox._workers[0]  # type: ignore[union-attr]
+    first_pid = worker.process.pid  # bubblewrap; the worker is its child
+    (worker_pid,) = [pid for pid, parent in processes().items() if parent == first_pid]
+    slow = "import time\ntime.sleep(1.5)\n" + CORRECT
+    killer = threading.Timer(0.5, os.kill, (worker_pid, signal.SIGKILL))
+    try:
+        killer.start()
+        verdicts = checker.check([slow, CORRECT, "def f(x):\n    return x\n"], [TESTS] * 3, [""] * 3)
+    finally:
+        killer.cancel()
+        checker.close()
+    assert verdicts[0].status == "error" and "sandbox worker" in verdicts[0].reason
+    # the job already sent to the killed worker went to its replacement
+    assert [v.status for v in verdicts[1:]] == ["passed", "failed"]
+    assert worker.process.pid != first_pid
+
+
+def test_big_jobs_and_big_replies_do_not_block_each_other():
+    big_program = CORRECT + "# " + "x" * (4 * PIPELINE_BYTES) + "\n"  # too big to send early
+    big_report = "def f(x):\n    return list(range(300_000))\n"  # a ~2 MB check record
+    programs = [big_report, big_program, CORRECT, big_report, big_program]
+    tests = [["assert f(1) == list(range(300_000))"], TESTS, TESTS, ["assert f(1) == list(range(300_000))"], TESTS]
+    checker = started_checker(workers=1)
+    started = time.monotonic()
+    try:
+        verdicts = checker.check(programs, tests, [""] * len(programs))
+    finally:
+        checker.close()
+    assert [v.status for v in verdicts] == ["passed"] * len(programs)
+    assert time.monotonic() - started < 30
+
+
+def test_one_worker_per_cpu_is_pinned_and_other_counts_are_not():
+    allowed = sorted(os.sched_getaffinity(0))
+    assert _worker_cpus(len(allowed)) == allowed
+    assert _worker_cpus(2 * len(allowed)) == allowed * 2
+    if len(allowed) > 1:
+        assert _worker_cpus(len(allowed) + 1) == [None] * (len(allowed) + 1)
+    checker = started_checker(workers=len(allowed))
+    program = "import os\ndef f(x):\n    return len(os.sched_getaffinity(0))\n"
+    try:
+        verdicts = checker.check([program] * 8, [["assert f(0) == 1"]] * 8, [""] * 8)
+    finally:
+        checker.close()
+    assert all(v.status == "passed" for v in verdicts), verdicts[0].reason
