@@ -172,17 +172,29 @@ def test_verdicts_are_decided_outside_from_the_reported_values():
     from vstar.checkers.code import verdict_from_run
     from vstar.checkers.sandbox import RunResult, _parse_report
 
+    from vstar.checkers.sandbox_runner import report_tag
+
     nonce = "ab" * 16
-    lines = [
-        [nonce, "check", 0, "cmp", "==", ["i", "1"], ["i", "2"]],  # 1 == 2, though the child said ok
-        [nonce, "end", 0, "ok", ""],
-        ["f" * 32, "end", 1, "ok", ""],  # wrong nonce: ignored
-        [nonce, "done"],
+
+    def line(record: list, key: str = nonce) -> bytes:  # as the runner writes it
+        body = json.dumps(record, separators=(",", ":"))[1:-1].encode()
+        return b'["' + report_tag(key.encode(), body) + b'",' + body + b"]"
+
+    genuine = [
+        ["check", 0, "cmp", "==", ["i", "1"], ["i", "2"]],  # 1 == 2, though the child said ok
+        ["end", 0, "ok", ""],
+        ["done"],
     ]
-    garbage = b'\nnot json\n["' + nonce.encode() + b'", "end", 1'  # a cut-off line
-    report = "\n".join(json.dumps(line) for line in lines).encode() + garbage
+    forged = [
+        line(["end", 1, "ok", ""], key="f" * 32),  # tagged with another key
+        b'["' + nonce.encode() + b'","end",1,"ok",""]',  # the nonce itself is no tag
+        line(["end", 1, "failed", "AssertionError"]).replace(b'"failed"', b'"ok"'),  # changed after tagging
+        line(["check", 1, "cmp", "==", ["i", "1"], ["i", "2"]]).replace(b'["i","2"]', b'["i","1"]'),
+    ]
+    garbage = b'\nnot json\n' + line(["end", 1, "ok", ""])[:-3]  # a cut-off line
+    report = b"\n".join([line(genuine[0]), forged[0], line(genuine[1]), *forged[1:], line(genuine[2])]) + garbage
     records = _parse_report(report, nonce)
-    assert records == [line[1:] for line in lines if line[0] == nonce]
+    assert records == genuine
     verdict = verdict_from_run(RunResult(records=records, exit_code=0), 2, 5.0)
     assert verdict.status == "failed" and verdict.tests == ("failed", "not_run")
     assert verdict_from_run(RunResult(records=records[:2], exit_code=0), 1, 5.0).status == "error"  # no "done"

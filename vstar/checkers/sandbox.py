@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from vstar.checkers.sandbox_client import SandboxWorker, WorkerLost, frame
+from vstar.checkers.sandbox_runner import report_tag
 from vstar.errors import VstarError
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class _Flight:
 class RunResult:
     """What happened to one program, as the worker saw it (verdicts are made from this)."""
 
-    records: list[list] = field(default_factory=list)  # the child's report, nonce checked and removed
+    records: list[list] = field(default_factory=list)  # the child's report, tags checked and removed
     exit_code: int | None = None
     signal: int | None = None  # the signal that ended the child, if one did
     timed_out: bool = False
@@ -288,15 +289,18 @@ class Sandbox:
 
 
 def _parse_report(report: bytes, nonce: str) -> list[list]:
-    """The records that carry ``nonce``, without it; anything else the child wrote is ignored."""
-    records = []
+    """The records whose tag matches (see ``sandbox_runner``), without it; the rest is ignored."""
+    key, records = nonce.encode(), []
     for line in report.split(b"\n"):
+        body = line[36:-1]  # after '["' + 32 hex digits + '",'
+        if line[:2] != b'["' or line[34:36] != b'",' or line[-1:] != b"]" or line[2:34] != report_tag(key, body):
+            continue
         try:
-            record = json.loads(line)
+            record = json.loads(b"[" + body + b"]")
         except (ValueError, RecursionError):
             continue
-        if type(record) is list and len(record) >= 2 and record[0] == nonce:
-            records.append(record[1:])
+        if record:
+            records.append(record)
     return records
 
 

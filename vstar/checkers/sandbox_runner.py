@@ -7,14 +7,18 @@ patches ``builtins`` cannot change how the runner behaves. The worker sets
 once, ``prepare(job)`` before each fork and ``run(prepared)`` in the child.
 
 The report goes to a pipe that the worker reads and hands to the harness, one JSON
-line per record, each starting with the job's random nonce:
+line per record, each starting with a tag: a BLAKE2b MAC of the rest of the line keyed
+with the job's random nonce (``report_tag``):
 
-    ["<nonce>", "check", test, kind, ...]   a value an assert checked (compared again outside)
-    ["<nonce>", "end", test, status, why]   a test returned: status ok / failed / error
-    ["<nonce>", "load", why]                the setup or the program did not compile or raised
-    ["<nonce>", "done"]                     the runner finished (the child exits right after)
+    ["<tag>", "check", test, kind, ...]   a value an assert checked (compared again outside)
+    ["<tag>", "end", test, status, why]   a test returned: status ok / failed / error
+    ["<tag>", "load", why]                the setup or the program did not compile or raised
+    ["<tag>", "done"]                     the runner finished (the child exits right after)
 
-Keeping the nonce away from the program is what makes the report trustworthy, so:
+The program can write to the pipe too (it runs in the same process), and a thread of it
+can even land bytes inside a long record while the pipe is full; a record whose tag does
+not match its bytes is dropped outside. Keeping the nonce away from the program is what
+makes the report trustworthy, so:
   - the nonce and the pipe live only inside two generators (their frames are
     reachable only through ``gi_frame``, which the guard blocks);
   - tests arrive compiled (``vstar.checkers.assert_rewrite``) and the checker they call
@@ -37,6 +41,7 @@ import os
 import sys
 import time
 import types
+from _blake2 import blake2b as _blake2b
 
 sandbox_values = None  # set by the worker to the loaded sandbox_values module
 
@@ -144,17 +149,24 @@ def _flush(streams) -> None:
 # ------------------------------------------------------------------ the report channel
 
 
+def report_tag(key: bytes, body: bytes) -> bytes:
+    """The tag of one report record: a MAC of its JSON ``body`` keyed with the job's nonce."""
+    return _blake2b(body, key=key, digest_size=16).hexdigest().encode()
+
+
 def _channels(report_fd: int, nonce: str):
     """Two capabilities over the report pipe: ``control`` for the runner, ``checker`` for tests."""
-    prefix = ('["' + nonce + '",').encode()
+    key = nonce.encode()
+    tag = report_tag
     to_json = sandbox_values.to_json
     current_test = [-1]
     pending = bytearray()  # records not yet written (each write wakes the worker: write few)
     last_flush = [_monotonic()]
 
     def write(body: str) -> None:
-        """Queue one record; ``body`` is its JSON text without the brackets and nonce."""
-        pending.extend(prefix + body.encode() + b"]\n")
+        """Queue one record; ``body`` is its JSON text without the brackets and tag."""
+        data = body.encode()
+        pending.extend(b'["' + tag(key, data) + b'",' + data + b"]\n")
         if len(pending) > _FLUSH_BYTES:
             flush()
 
