@@ -49,7 +49,10 @@ def main(argv: list) -> None:
     mode = argv[argv.index("--mode") + 1]
     drop_uid = int(argv[argv.index("--drop-uid") + 1]) if "--drop-uid" in argv else None
     if "--cpu" in argv:  # this worker and its programs stay on one CPU (warm caches, no migrations)
-        os.sched_setaffinity(0, {int(argv[argv.index("--cpu") + 1])})
+        try:
+            os.sched_setaffinity(0, {int(argv[argv.index("--cpu") + 1])})
+        except OSError:
+            pass  # the CPU is no longer ours: run unpinned
     if mode == "bwrap" and drop_uid is not None:
         for path in ("/tmp", "/dev/shm"):
             os.chmod(path, 0o1777)  # the tmpfs belongs to root; the sandbox user must write it
