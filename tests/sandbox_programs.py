@@ -22,10 +22,8 @@ if os.fork() == 0:
 """
 
 
-def sandbox_processes() -> set[int]:
-    """Every process descending from this one. Sandbox programs cannot leave this tree:
-    inside bubblewrap the worker is the init of their PID namespace, and in rlimits mode
-    the worker is a child subreaper, so orphans are re-parented to it either way."""
+def process_parents() -> dict[int, int]:
+    """pid -> parent pid of every visible process."""
     parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -34,6 +32,14 @@ def sandbox_processes() -> set[int]:
                     parents[int(entry.name)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
+    return parents
+
+
+def sandbox_processes() -> set[int]:
+    """Every process descending from this one. Sandbox programs cannot leave this tree:
+    inside bubblewrap the worker is the init of their PID namespace, and in rlimits mode
+    the worker is a child subreaper, so orphans are re-parented to it either way."""
+    parents = process_parents()
     found: set[int] = set()
     frontier = [os.getpid()]
     while frontier:

@@ -10,24 +10,11 @@ import threading
 import time
 
 import pytest
-from sandbox_programs import CORRECT, TESTS
+from sandbox_programs import CORRECT, TESTS, process_parents
 
 from vstar.checkers.code import CodeChecker
 from vstar.checkers.sandbox import PIPELINE_BYTES, _worker_cpus
 from vstar.errors import VstarError
-
-
-def processes() -> dict[int, int]:
-    """pid -> parent pid of every process."""
-    parents = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    parents[int(entry.name)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    return parents
 
 
 def started_checker(workers: int) -> CodeChecker:
@@ -46,7 +33,7 @@ def test_a_lost_worker_costs_only_its_own_job():
     checker = started_checker(workers=1)
     worker = checker._sandbox._workers[0]  # type: ignore[union-attr]
     first_pid = worker.process.pid  # bubblewrap; the worker is its child
-    (worker_pid,) = [pid for pid, parent in processes().items() if parent == first_pid]
+    (worker_pid,) = [pid for pid, parent in process_parents().items() if parent == first_pid]
     slow = "import time\ntime.sleep(1.5)\n" + CORRECT
     killer = threading.Timer(0.5, os.kill, (worker_pid, signal.SIGKILL))
     try:
