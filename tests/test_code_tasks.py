@@ -10,7 +10,7 @@ import pytest
 
 from vstar.checkers.assert_rewrite import compile_test, rewrite_test
 from vstar.checkers.code import check_programs
-from vstar.checkers.sandbox_runner import _load_test
+from vstar.checkers.sandbox_runner import _load_test, execute_test
 from vstar.errors import VstarError
 from vstar.tasks import get_task
 from vstar.tasks.humaneval import truncate_completion
@@ -141,7 +141,7 @@ def test_humaneval_wrong_and_truncated_completions(humaneval):
 def run_rewritten(test: str, namespace: dict) -> list[tuple]:
     """Run a compiled test here with a checker that records what it is asked and says yes."""
     asked: list[tuple] = []
-    exec(_load_test(compile_test(test), lambda request: asked.append(request) or True), namespace)
+    execute_test(_load_test(compile_test(test), lambda request: asked.append(request) or True), namespace)
     return asked
 
 
@@ -159,6 +159,16 @@ def test_rewritten_asserts_report_their_values():
     same_line = "x = f(3); assert x == 6, 'six'\nassert x\nassert x is not None\n"  # not spliceable: tree path
     assert run_rewritten(same_line, dict(f)) == [("cmp", "==", 6, 6), ("true", 6), ("cmp", "is not", 6, None)]
     assert "__vstar_check__" in rewrite_test("assert f(1) == 2")
+    # one line ``assert a == b``: sent as the pair of values; the runner checks and raises
+    namespace = dict(f)
+    assert run_rewritten("assert f(x := 2) == [4][0]", namespace) == [("cmp", "==", 4, 4)]
+    assert namespace["x"] == 2  # evaluated in the test's namespace, as the statement would be
+    test = _load_test(compile_test("assert f(2)  ==  5 "), lambda request: False)
+    assert isinstance(test, tuple)  # (code, label, checker): the one-line path, not a statement
+    with pytest.raises(AssertionError, match=r"^assert f\(2\)  ==  5$"):
+        execute_test(test, namespace)
+    with pytest.raises(ZeroDivisionError):  # evaluating a side raises as the assert would
+        execute_test(_load_test(compile_test("assert f(1 / 0) == 2"), lambda request: True), namespace)
 
 
 def test_bad_tests_and_lengths_are_refused():
@@ -195,6 +205,14 @@ def test_verdicts_are_decided_outside_from_the_reported_values():
     report = b"\n".join([line(genuine[0]), forged[0], line(genuine[1]), *forged[1:], line(genuine[2])]) + garbage
     records = _parse_report(report, nonce)
     assert records == genuine
+
+    def tagged(body: bytes) -> bytes:
+        return b'["' + report_tag(nonce.encode(), body) + b'",' + body + b"]"
+
+    # a tagged body that is not JSON (the runner never writes one) costs only itself
+    assert _parse_report(b"\n".join([line(genuine[0]), tagged(b'"end",0,'), line(genuine[2])]), nonce) == [
+        genuine[0], genuine[2]
+    ]
     verdict = verdict_from_run(RunResult(records=records, exit_code=0), 2, 5.0)
     assert verdict.status == "failed" and verdict.tests == ("failed", "not_run")
     assert verdict_from_run(RunResult(records=records[:2], exit_code=0), 1, 5.0).status == "error"  # no "done"

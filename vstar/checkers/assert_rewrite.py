@@ -7,6 +7,10 @@ its checker (calling ``__call__`` on it, rather than the bare constant, keeps th
 from warning). Asserts inside functions, loops, ``with``/``try``/``match`` blocks are
 rewritten too (HumanEval's ``check``).
 
+A test that is one line ``assert a == b`` (most are) is split at its ``==`` without parsing
+and sent as the expression ``((a), (b))`` with its label; the runner evaluates it and does
+the check and the ``raise`` itself, which means the same and compiles faster.
+
 Tests are compiled here, in the harness (they are trusted data, and the sandbox runs the
 same interpreter), marshalled, and cached: the samples of one problem share their tests.
 """
@@ -32,7 +36,8 @@ _LABEL_CHARS = 160
 
 @functools.lru_cache(maxsize=8192)
 def compile_test(source: str) -> str:
-    """A test as the runner takes it: its rewritten code object, marshalled, in base64.
+    """A test as the runner takes it, marshalled, in base64: its rewritten code object, or for
+    a one-line ``assert a == b`` the pair (code of ``((a), (b))`` in eval mode, label).
 
     Compiled here (tests are trusted data; the same interpreter runs the sandbox), so the
     children do not spend time compiling, and cached: samples of one problem share tests.
@@ -77,18 +82,28 @@ _KEYWORD = re.compile(rf"\b(?:{_ALTERNATIVES})\b|\b\d\w*?(?:{_ALTERNATIVES})\b")
 
 
 def _compile_simple(source: str):
-    """The rewritten code of a one-line ``assert a == b`` (see above), or None."""
-    check = simple_check_text(source)
-    if check is None:
+    """(code of ``((a), (b))``, label) for a one-line ``assert a == b`` (see above), or None."""
+    split = simple_split(source)
+    if split is None:
         return None
+    left, right, label = split
     try:
-        return compile(check, "<test>", "exec", dont_inherit=True)
+        return compile(f"(({left}), ({right}))", "<test>", "eval", dont_inherit=True), label
     except SyntaxError:
         return None  # the parsing path says what is wrong
 
 
 def simple_check_text(source: str) -> str | None:
-    """The rewrite of a one-line ``assert a == b`` as text, made without parsing; None for any other test."""
+    """What a one-line ``assert a == b`` means, as a rewritten statement; None for any other test."""
+    split = simple_split(source)
+    if split is None:
+        return None
+    left, right, label = split
+    return f'if not "{CHECK_PLACEHOLDER}".__call__(("cmp", "==", ({left}), ({right}))): raise AssertionError({label!r})'
+
+
+def simple_split(source: str) -> tuple[str, str, str] | None:
+    """(a, b, label) of a one-line ``assert a == b``, found without parsing; None for any other test."""
     head = _HEAD.match(source)
     line = source.rstrip()
     if head is None or "\n" in line or "\r" in line:
@@ -106,8 +121,7 @@ def simple_check_text(source: str) -> str | None:
     while not all(masked.count(o, 0, split) == masked.count(c, 0, split) for o, c in ("()", "[]", "{}")):
         split = masked.find("==", split + 2)  # the one outside brackets: there is exactly one
     left, right = line[head.end() : split].strip(), line[split + 2 :].strip()
-    label = line.strip()[:_LABEL_CHARS]
-    return f'if not "{CHECK_PLACEHOLDER}".__call__(("cmp", "==", ({left}), ({right}))): raise AssertionError({label!r})'
+    return left, right, line.strip()[:_LABEL_CHARS]
 
 
 def _mask_strings(line: str) -> str | None:

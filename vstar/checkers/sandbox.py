@@ -290,18 +290,23 @@ class Sandbox:
 
 def _parse_report(report: bytes, nonce: str) -> list[list]:
     """The records whose tag matches (see ``sandbox_runner``), without it; the rest is ignored."""
-    key, records = nonce.encode(), []
+    key, bodies = nonce.encode(), []
     for line in report.split(b"\n"):
         body = line[36:-1]  # after '["' + 32 hex digits + '",'
-        if line[:2] != b'["' or line[34:36] != b'",' or line[-1:] != b"]" or line[2:34] != report_tag(key, body):
-            continue
-        try:
-            record = json.loads(b"[" + body + b"]")
-        except (ValueError, RecursionError):
-            continue
-        if record:
-            records.append(record)
-    return records
+        if line[:2] == b'["' and line[34:36] == b'",' and line[-1:] == b"]" and line[2:34] == report_tag(key, body):
+            bodies.append(body)
+    try:  # all at once (one decode costs about what seven small ones do)
+        records = json.loads(b"[[" + b"],[".join(bodies) + b"]]") if bodies else []
+    except (ValueError, RecursionError):  # a tagged record that is not JSON: keep the others
+        records = [record for record in map(_decode_record, bodies) if record is not None]
+    return [record for record in records if record]
+
+
+def _decode_record(body: bytes) -> list | None:
+    try:
+        return json.loads(b"[" + body + b"]")
+    except (ValueError, RecursionError):
+        return None
 
 
 # ------------------------------------------------------------------ the worker command
