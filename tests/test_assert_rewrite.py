@@ -1,9 +1,9 @@
-"""The one-line ``assert a == b`` rewrite made without parsing must mean what the parsed one means.
+"""The one-line ``assert a == b`` split made without parsing must mean what the parsed assert means.
 
-``simple_check_text`` splits a test line at its ``==`` by scanning, not parsing (parsing
-costs as much as compiling). Wherever it answers, its rewrite must parse to the same tree
-as the rewrite made from the parsed test; everywhere else it must decline (None) and leave
-the test to the parsing path.
+``simple_split`` splits a test line at its ``==`` by scanning, not parsing (parsing costs as
+much as compiling). Wherever it answers, the line must parse to one ``assert`` of one ``==``
+whose two sides parse to the same trees as the two parts it found, and its label must be the
+line; everywhere else it must decline (None) and leave the test to the parsing path.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vstar.checkers.assert_rewrite import _spliced, compile_test, simple_check_text
+from vstar.checkers.assert_rewrite import compile_test, simple_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 
@@ -55,17 +55,27 @@ LINES = [
 ]
 
 
-def same_meaning(line: str, simple: str) -> bool:
-    parsed = _spliced(line, ast.parse(line))
-    return ast.dump(ast.parse(simple)) == ast.dump(ast.parse(parsed))
+def same_meaning(line: str, split: tuple[str, str, str]) -> bool:
+    left, right, label = split
+    body = ast.parse(line).body
+    node = body[0] if len(body) == 1 else None
+    if not (isinstance(node, ast.Assert) and node.msg is None and isinstance(node.test, ast.Compare)):
+        return False
+    test = node.test
+    return (
+        [type(op) for op in test.ops] == [ast.Eq]
+        and ast.dump(ast.parse(f"({left})", mode="eval").body) == ast.dump(test.left)
+        and ast.dump(ast.parse(f"({right})", mode="eval").body) == ast.dump(test.comparators[0])
+        and label == line.strip()[:160]
+    )
 
 
 @pytest.mark.parametrize("line, simple", LINES)
 def test_the_scan_splits_only_where_it_cannot_be_wrong(line, simple):
-    text = simple_check_text(line)
-    assert (text is not None) == simple, text
-    if text is not None and line != "assert f(1) == (yield)":
-        assert same_meaning(line, text)
+    split = simple_split(line)
+    assert (split is not None) == simple, split
+    if split is not None and line != "assert f(1) == (yield)":
+        assert same_meaning(line, split)
 
 
 def test_a_test_the_scan_accepts_but_python_refuses_still_gets_the_parse_error():
@@ -81,7 +91,7 @@ def test_every_mbpp_and_humaneval_assert_line_means_the_same_either_way():
     with gzip.open(human_eval, "rt", encoding="utf-8") as handle:
         for problem in map(json.loads, handle):
             lines += [line.strip() for line in problem["test"].splitlines() if line.strip().startswith("assert")]
-    scanned = [(line, simple_check_text(line)) for line in lines]
-    simple = [(line, text) for line, text in scanned if text is not None]
+    scanned = [(line, simple_split(line)) for line in lines]
+    simple = [(line, split) for line, split in scanned if split is not None]
     assert len(lines) == 4119 and len(simple) == 3761  # the scan takes nine in ten
-    assert [line for line, text in simple if not same_meaning(line, text)] == []
+    assert [line for line, split in simple if not same_meaning(line, split)] == []

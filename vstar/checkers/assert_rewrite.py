@@ -93,15 +93,6 @@ def _compile_simple(source: str):
         return None  # the parsing path says what is wrong
 
 
-def simple_check_text(source: str) -> str | None:
-    """What a one-line ``assert a == b`` means, as a rewritten statement; None for any other test."""
-    split = simple_split(source)
-    if split is None:
-        return None
-    left, right, label = split
-    return f'if not "{CHECK_PLACEHOLDER}".__call__(("cmp", "==", ({left}), ({right}))): raise AssertionError({label!r})'
-
-
 def simple_split(source: str) -> tuple[str, str, str] | None:
     """(a, b, label) of a one-line ``assert a == b``, found without parsing; None for any other test."""
     head = _HEAD.match(source)
