@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -169,6 +171,26 @@ def test_rewritten_asserts_report_their_values():
         execute_test(test, namespace)
     with pytest.raises(ZeroDivisionError):  # evaluating a side raises as the assert would
         execute_test(_load_test(compile_test("assert f(1 / 0) == 2"), lambda request: True), namespace)
+
+
+def test_the_rehearsal_runs_each_kind_of_test_and_puts_main_back(monkeypatch):
+    from vstar.checkers import sandbox_runner, sandbox_values
+    from vstar.checkers.code import verdict_from_run
+    from vstar.checkers.sandbox import RunResult, _parse_report
+
+    monkeypatch.setattr(sandbox_runner, "sandbox_values", sandbox_values)  # as the worker sets it
+    main = sys.modules["__main__"]
+    read, write = os.pipe()
+    try:
+        sandbox_runner.rehearse(write, times=1)  # here, in pytest: the guard must stay disarmed
+    finally:
+        os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        records = _parse_report(pipe.read(), "0" * 32)
+    assert sys.modules["__main__"] is main
+    verdict = verdict_from_run(RunResult(records=records, exit_code=0), 4, 5.0)
+    assert verdict.tests == ("passed", "failed", "error", "passed")
+    assert [record[2] for record in records if record[0] == "check"] == ["cmp", "cmp", "cmp", "true", "false"]
 
 
 def test_bad_tests_and_lengths_are_refused():

@@ -23,6 +23,7 @@ from sandbox_programs import CORRECT, FORGER, LEFT_BEHIND, TESTS, TIMEOUT, clean
 
 from vstar.checkers.code import CodeChecker, check_programs
 from vstar.checkers.sandbox import Sandbox
+from vstar.checkers.sandbox_client import PROGRAM_ENV
 from vstar.checkers.sandbox_values import Opaque, compare, decode, encode_json
 from vstar.errors import VstarError
 
@@ -223,6 +224,13 @@ def test_environment_secret_is_not_visible(bwrap_checker, monkeypatch):
     verdict = check_programs([program], tests, [""], {"timeout": TIMEOUT, "workers": 1})[0]
     assert verdict.status == "failed" and verdict.tests == ("failed", "failed")
     assert os.environ["VSTAR_TEST_SECRET"] == "hunter2"
+
+
+def test_programs_see_only_the_documented_environment(checker):
+    program = "import os\nENVIRONMENT = dict(os.environ)\n"
+    expected = {**PROGRAM_ENV, "PWD": "/tmp"}  # bwrap sets PWD; LD_BIND_NOW (the worker's) is gone
+    verdict = run(checker, program, [f"assert ENVIRONMENT == {expected!r}"])[0]
+    assert verdict.correct, verdict.reason
 
 
 def test_loopback_connection_fails(checker):

@@ -8,6 +8,7 @@ import pytest
 from sandbox_programs import CORRECT, FORGER, LEFT_BEHIND, TESTS, TIMEOUT, clean_around
 
 from vstar.checkers.code import CodeChecker, check_programs
+from vstar.checkers.sandbox_client import PROGRAM_ENV
 from vstar.errors import VstarError
 
 
@@ -56,7 +57,8 @@ def test_rlimits_mode_kills_what_a_program_leaves(plain_checker):
 
 def test_rlimits_mode_clears_the_environment(monkeypatch):
     monkeypatch.setenv("VSTAR_TEST_SECRET", "hunter2")
-    program = "import os\ndef f():\n    return os.environ.get('VSTAR_TEST_SECRET')\n"
+    program = "import os\ndef f():\n    return os.environ.get('VSTAR_TEST_SECRET')\nENVIRONMENT = dict(os.environ)\n"
+    tests = ["assert f() == 'hunter2'", f"assert ENVIRONMENT == {dict(PROGRAM_ENV)!r}"]
     with CodeChecker({"isolation": "rlimits", "timeout": TIMEOUT, "workers": 1}) as fresh:
-        verdict = fresh.check([program], [["assert f() == 'hunter2'"]], [""])[0]
-    assert verdict.status == "failed"
+        verdict = fresh.check([program], [tests], [""])[0]
+    assert verdict.tests == ("failed", "passed")

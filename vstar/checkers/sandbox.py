@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from vstar.checkers.sandbox_client import SandboxWorker, WorkerLost, frame
+from vstar.checkers.sandbox_client import WORKER_ENV, SandboxWorker, WorkerLost, frame
 from vstar.checkers.sandbox_runner import report_tag
 from vstar.errors import VstarError
 
@@ -409,7 +409,7 @@ def _bwrap_arguments(python: str, files: list[str], root: bool, features: frozen
         args += ["--unshare-user", "--cap-drop", "ALL"]
         args += ["--disable-userns"] if "--disable-userns" in features else []
     args += ["--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox", "--clearenv"]
-    for key, value in (("PYTHONHASHSEED", "0"), ("PATH", "/usr/bin:/bin"), ("HOME", "/tmp"), ("LANG", "C.UTF-8")):
+    for key, value in WORKER_ENV.items():
         args += ["--setenv", key, value]
     for directory in SYSTEM_DIRS:
         args += ["--ro-bind-try", directory, directory]

@@ -4,7 +4,7 @@ Standard library only: the sandbox worker loads this file by path (not as part o
 the ``vstar`` package) with a private copy of the builtins, so a program that
 patches ``builtins`` cannot change how the runner behaves. The worker sets
 ``sandbox_values`` to the loaded ``sandbox_values`` module, calls ``install_guard``
-once, ``prepare(job)`` before each fork and ``run(prepared)`` in the child.
+and ``rehearse`` once, ``prepare(job)`` before each fork and ``run(prepared)`` in the child.
 
 The report goes to a pipe that the worker reads and hands to the harness, one JSON
 line per record, each starting with a tag: a BLAKE2b MAC of the rest of the line keyed
@@ -56,14 +56,14 @@ _monotonic = time.monotonic
 REPORT_FD = 3  # the child's report pipe
 
 
-def prepare(job: dict) -> dict:
+def prepare(job: dict, report_fd: int = REPORT_FD) -> dict:
     """Everything that needs no program code to run, done in the worker before it forks.
 
     Compiles the setup and the program, loads the tests (marshalled by the harness) and
     makes the report channel, so each child starts right at the program. A compile error
     becomes the child's ``load`` record.
     """
-    control, checker = _channels(REPORT_FD, job["nonce"])
+    control, checker = _channels(report_fd, job["nonce"])
     prepared = {"control": control, "codes": [], "tests": [], "error": None}
     try:
         parts = [part for part in ("setup", "program") if job[part]]
@@ -84,14 +84,15 @@ def run(prepared: dict) -> None:
         _exit(status)
 
 
-def _run(prepared: dict) -> None:
+def _run(prepared: dict, arm: bool = True) -> None:
     control = prepared["control"]
     if prepared["error"] is not None:
         control(("load", prepared["error"]))
         control(("done",))
         return
     original_streams = (sys.stdout, sys.stderr)
-    _guard[0]()  # arm the guard the worker installed before forking
+    if arm:
+        _guard[0]()  # arm the guard the worker installed before forking
     namespace = _program_namespace()
     try:
         for code in prepared["codes"]:
@@ -108,6 +109,46 @@ def _run(prepared: dict) -> None:
         control(_run_test(index, code, test_globals))
     _flush(original_streams)
     control(("done",))
+
+
+# A fixed program and tests that ``rehearse`` runs in the worker: a passing one-line
+# ``assert a == b``, a failing one, one that raises, and asserts in the general form.
+_REHEARSAL_PROGRAM = """
+def rehearsal(n):
+    return [n, n / 4, str(n), (n, None), {"key": [n, True]}, {n}]
+"""
+_REHEARSAL_PAIRS = (
+    ("rehearsal(1)", "[1, 0.25, '1', (1, None), {'key': [1, True]}, {1}]"),
+    ("rehearsal(2)[0]", "3"),
+    ("rehearsal(None)", "[]"),
+)
+_REHEARSAL_GENERAL = (
+    'if not "{0}".__call__(("cmp", "<", (rehearsal(1)[0]), (2))): raise AssertionError("r")\n'
+    'if not "{0}".__call__(("true", (rehearsal(1)))): raise AssertionError("r")\n'
+    'if not "{0}".__call__(("false", (rehearsal(0)[0]))): raise AssertionError("r")\n'
+).format(CHECK_PLACEHOLDER)
+
+
+def rehearse(report_fd: int, times: int = 10) -> None:
+    """Run a fixed program and its tests through the child's code path, here in the worker,
+    ``times`` times, reporting to ``report_fd`` (e.g. /dev/null); call before the first fork.
+
+    Each child then starts with that code warm: CPython 3.11 writes into a code object (its
+    warm-up counter, then its inline caches) the first times it runs, and fills the type
+    attribute cache on a miss, so cold code costs a child page copies. The guard stays
+    disarmed; ``__main__`` is put back.
+    """
+    pairs = _REHEARSAL_PAIRS
+    tests = [(compile(f"(({a}), ({b}))", "<test>", "eval", dont_inherit=True), f"{a} == {b}") for a, b in pairs]
+    tests.append(compile(_REHEARSAL_GENERAL, "<test>", "exec", dont_inherit=True))
+    blobs = [binascii.b2a_base64(marshal.dumps(test), newline=False).decode() for test in tests]
+    job = {"nonce": "0" * 32, "setup": "", "program": _REHEARSAL_PROGRAM, "tests": blobs}
+    main = sys.modules.get("__main__")
+    try:
+        for _ in range(times):
+            _run(prepare(job, report_fd), arm=False)
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _run_test(index: int, test, test_globals: dict) -> tuple:

@@ -43,9 +43,13 @@ cleanup = None  # the loaded sandbox_cleanup module (set by main)
 CHUNK = 1 << 16
 REPORT_LIMIT = 64 << 20  # bytes of report before the child is stopped
 KILL_GRACE = 2.0  # seconds to wait for pipes to close after everything is killed
+CHILD_LIMITS = (  # the limits each child sets (see Worker._set_limits)
+    resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_CORE, resource.RLIMIT_NPROC,
+)
 
 
 def main(argv: list) -> None:
+    os.environ.pop("LD_BIND_NOW", None)  # set by the harness for this process only (see sandbox_client)
     mode = argv[argv.index("--mode") + 1]
     drop_uid = int(argv[argv.index("--drop-uid") + 1]) if "--drop-uid" in argv else None
     if "--cpu" in argv:  # this worker and its programs stay on one CPU (warm caches, no migrations)
@@ -64,12 +68,15 @@ def main(argv: list) -> None:
     runner = _load_runner()
     global cleanup
     cleanup = _load_module("sandbox_cleanup")
-    gc.freeze()  # the children's garbage collector then leaves the shared pages alone (fewer copies)
     channel_in, channel_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     worker = Worker(mode, drop_uid, runner)
+    runner.rehearse(null)  # the children's code path, warmed here once (see sandbox_runner)
+    worker.rehearse_limits()
+    gc.collect()
+    gc.freeze()  # the children's garbage collector then leaves the shared pages alone (fewer copies)
     _send(channel_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid()}, b"")
     try:
         while True:
@@ -222,6 +229,13 @@ class Worker:
         _lower_limit(resource.RLIMIT_FSIZE, int(limits["file_size"]))
         _lower_limit(resource.RLIMIT_CORE, 0)
         _lower_limit(resource.RLIMIT_NPROC, self.process_limit_base + int(limits["processes"]))
+
+    def rehearse_limits(self, times: int = 10) -> None:
+        """Warm ``_lower_limit`` as ``runner.rehearse`` warms the runner: set each limit the
+        children set to its current value."""
+        for _ in range(times):
+            for which in CHILD_LIMITS:
+                _lower_limit(which, *resource.getrlimit(which))
 
     def _workdir(self) -> str:
         if self.scratch_root is None:
