@@ -62,19 +62,19 @@ def _json(value, depth: int, budget: list) -> str:
     if depth > MAX_DEPTH:
         raise Opaque("value nested too deeply to check")
     kind = type(value)
-    key = id(kind)  # looked up by id: a metaclass cannot make its class compare equal to int
+    key = _type_key(kind)
     scalar = _SCALARS.get(key)
-    if scalar is not None:
-        return scalar(value, budget)
+    if scalar is not None and scalar[0] is kind:
+        return scalar[1](value, budget)
     container = _CONTAINERS.get(key)
     depth += 1
-    if container is not None:
-        tag, items = container(value)
+    if container is not None and container[0] is kind:
+        tag, items = container[1](value)
         _spend(budget, len(items) + 1)
         return '["' + tag + '",[' + ",".join([_json(item, depth, budget) for item in items]) + "]]"
     mapping = _MAPPINGS.get(key)
-    if mapping is not None:
-        tag, pairs = mapping(value)
+    if mapping is not None and mapping[0] is kind:
+        tag, pairs = mapping[1](value)
         _spend(budget, len(pairs) + 1)
         pairs_text = ["[" + _json(k, depth, budget) + "," + _json(v, depth, budget) + "]" for k, v in pairs]
         return '["' + tag + '",[' + ",".join(pairs_text) + "]]"
@@ -92,6 +92,18 @@ def _optional_scalar(kind):
     if decimal is not None and kind is getattr(decimal, "Decimal", None):
         return lambda v: '["D",' + quote(str(v)) + "]"
     return None
+
+
+def _type_key(kind) -> int:
+    """A key for a type that no program code can fake or see: its address, through
+    ``object.__hash__`` (a metaclass's ``__hash__``/``__eq__`` never runs, and unlike ``id``
+    it raises no audit event, whose hook would run on every value)."""
+    return object.__hash__(kind)
+
+
+def _entry(kind, encoder) -> tuple:
+    """A (key, (type, encoder)) item; the lookup checks the type again by identity."""
+    return _type_key(kind), (kind, encoder)
 
 
 def _hex(number: int) -> str:
@@ -112,33 +124,33 @@ def _bytes(value, budget: list) -> str:
     return ('["y","' if type(value) is bytes else '["Y","') + bytes(value).hex() + '"]'
 
 
-_SCALARS = {
-    id(type(None)): lambda v, b: '["N"]',
-    id(type(...)): lambda v, b: '["E"]',
-    id(bool): lambda v, b: '["b",1]' if v else '["b",0]',
-    id(int): lambda v, b: '["i",' + _hex(v) + "]",
-    id(float): lambda v, b: '["f",' + _float(v) + "]",
-    id(complex): lambda v, b: '["c",' + _float(v.real) + "," + _float(v.imag) + "]",
-    id(str): _str,
-    id(bytes): _bytes,
-    id(bytearray): _bytes,
-    id(range): lambda v, b: '["r",' + _hex(v.start) + "," + _hex(v.stop) + "," + _hex(v.step) + "]",
-}
+_SCALARS = dict([
+    _entry(type(None), lambda v, b: '["N"]'),
+    _entry(type(...), lambda v, b: '["E"]'),
+    _entry(bool, lambda v, b: '["b",1]' if v else '["b",0]'),
+    _entry(int, lambda v, b: '["i",' + _hex(v) + "]"),
+    _entry(float, lambda v, b: '["f",' + _float(v) + "]"),
+    _entry(complex, lambda v, b: '["c",' + _float(v.real) + "," + _float(v.imag) + "]"),
+    _entry(str, _str),
+    _entry(bytes, _bytes),
+    _entry(bytearray, _bytes),
+    _entry(range, lambda v, b: '["r",' + _hex(v.start) + "," + _hex(v.stop) + "," + _hex(v.step) + "]"),
+])
 
-_CONTAINERS = {
-    id(list): lambda v: ("l", list.copy(v)),
-    id(tuple): lambda v: ("t", list(tuple.__iter__(v))),
-    id(set): lambda v: ("S", list(set.__iter__(v))),
-    id(frozenset): lambda v: ("F", list(frozenset.__iter__(v))),
-    id(collections.deque): lambda v: ("q", list(collections.deque.__iter__(v))),
-}
+_CONTAINERS = dict([
+    _entry(list, lambda v: ("l", list.copy(v))),
+    _entry(tuple, lambda v: ("t", list(tuple.__iter__(v)))),
+    _entry(set, lambda v: ("S", list(set.__iter__(v)))),
+    _entry(frozenset, lambda v: ("F", list(frozenset.__iter__(v)))),
+    _entry(collections.deque, lambda v: ("q", list(collections.deque.__iter__(v)))),
+])
 
-_MAPPINGS = {
-    id(dict): lambda v: ("d", list(dict.items(v))),
-    id(collections.defaultdict): lambda v: ("d", list(dict.items(v))),
-    id(collections.OrderedDict): lambda v: ("o", list(collections.OrderedDict.items(v))),
-    id(collections.Counter): lambda v: ("C", list(dict.items(v))),
-}
+_MAPPINGS = dict([
+    _entry(dict, lambda v: ("d", list(dict.items(v)))),
+    _entry(collections.defaultdict, lambda v: ("d", list(dict.items(v)))),
+    _entry(collections.OrderedDict, lambda v: ("o", list(collections.OrderedDict.items(v)))),
+    _entry(collections.Counter, lambda v: ("C", list(dict.items(v)))),
+])
 
 
 # ---------------------------------------------------------------- JSON text (inside)
