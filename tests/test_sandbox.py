@@ -374,6 +374,12 @@ def test_files_a_program_hides_are_still_removed(checker, one_worker):
     assert run(one_worker, program)[0].status == "passed"
     after = "import os\ndef f(x):\n    return os.listdir('/tmp')\n"
     assert run(one_worker, after, tests=["assert f(0) == []"])[0].correct
+    # the mode alone changed (where the sandbox user owns /tmp): the next program can still write
+    chmod_only = "import os\ntry:\n    os.chmod('/tmp', 0o500)\nexcept OSError:\n    pass\n" + CORRECT
+    assert run(one_worker, chmod_only)[0].status == "passed"
+    writes = "import os\ndef f(x):\n    open('/tmp/new', 'w').close()\n    return os.listdir('/tmp')\n"
+    assert run(one_worker, writes, tests=["assert f(0) == ['new']"])[0].correct
+    assert run(one_worker, after, tests=["assert f(0) == []"])[0].correct  # one file, then none
 
 
 PLAIN_VALUES = [

@@ -131,11 +131,12 @@ def verdict_from_run(run: RunResult, test_count: int, timeout: float) -> Verdict
     ends: dict[int, tuple[str, str]] = {}
     checks: dict[int, list[list]] = {}
     load_error, done = None, False
+    tests = range(test_count)
     for record in run.records:
         kind = record[0]
-        if kind == "end" and len(record) == 4 and record[1] in range(test_count):
+        if kind == "end" and len(record) == 4 and record[1] in tests:
             ends.setdefault(record[1], (str(record[2]), str(record[3])))
-        elif kind == "check" and len(record) >= 3 and record[1] in range(test_count):
+        elif kind == "check" and len(record) >= 3 and record[1] in tests:
             checks.setdefault(record[1], []).append(record[2:])
         elif kind == "load" and len(record) == 2 and load_error is None:
             load_error = str(record[1])

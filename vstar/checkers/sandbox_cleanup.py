@@ -37,8 +37,22 @@ def signal_group(pid: int) -> None:
         pass
 
 
-def kill_namespace(child: int, give_up: float) -> int:
-    """As PID 1 of the sandbox: kill and reap every other process; return the child's status."""
+def reap_exited(child: int, give_up: float) -> int:
+    """As PID 1 of the sandbox, once ``child`` has exited: reap it, kill what it left, return
+    its status. Orphans come to PID 1, so with no child left no process is left: the usual
+    case costs no ``kill(-1)`` (which walks every process of the machine)."""
+    _, status = os.waitpid(child, 0)
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return status
+    kill_namespace(None, give_up)
+    return status
+
+
+def kill_namespace(child, give_up: float):
+    """As PID 1 of the sandbox: kill and reap every other process; return the status of
+    ``child`` (a pid, or None if it is reaped already)."""
     child_status = None
     while time.monotonic() < give_up:
         try:
@@ -58,7 +72,7 @@ def kill_namespace(child: int, give_up: float) -> int:
                 child_status = status
         if not reaped:
             time.sleep(0.0005)
-    if child_status is None:
+    if child_status is None and child is not None:
         _, child_status = os.waitpid(child, 0)
     return child_status
 
@@ -116,6 +130,24 @@ def make_scratch_root(drop_uid) -> str:
     if drop_uid is not None:
         os.chmod(root, 0o711)
     return root
+
+
+def directory_state(path: str) -> tuple:
+    """What changes when anything is created or removed in a tmpfs directory, or its mode
+    changes: tmpfs counts each entry in the directory's size."""
+    status = os.stat(path)
+    return status.st_size, status.st_mode, status.st_uid
+
+
+def tracks_entries(path: str) -> bool:
+    """Whether ``directory_state(path)`` changes when a file appears in ``path`` (tmpfs)."""
+    before = directory_state(path)
+    probe = os.path.join(path, ".vstar-probe")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        return directory_state(path) != before
+    finally:
+        os.unlink(probe)
 
 
 def empty_directory(path: str) -> None:

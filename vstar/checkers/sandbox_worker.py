@@ -43,6 +43,7 @@ cleanup = None  # the loaded sandbox_cleanup module (set by main)
 CHUNK = 1 << 16
 REPORT_LIMIT = 64 << 20  # bytes of report before the child is stopped
 KILL_GRACE = 2.0  # seconds to wait for pipes to close after everything is killed
+SCRATCH_DIRS = ("/tmp", "/dev/shm")  # bwrap: the sandbox's own tmpfs directories, emptied after each program
 CHILD_LIMITS = (  # the limits each child sets (see Worker._set_limits)
     resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_CORE, resource.RLIMIT_NPROC,
 )
@@ -58,7 +59,7 @@ def main(argv: list) -> None:
         except OSError:
             pass  # the CPU is no longer ours: run unpinned
     if mode == "bwrap" and drop_uid is not None:
-        for path in ("/tmp", "/dev/shm"):
+        for path in SCRATCH_DIRS:
             os.chmod(path, 0o1777)  # the tmpfs belongs to root; the sandbox user must write it
         _become(drop_uid)
         drop_uid = None  # already dropped: the children inherit it
@@ -172,6 +173,12 @@ class Worker:
         self.null_fd = os.open(os.devnull, os.O_RDONLY)  # the children's stdin
         self.runs = 0
         os.umask(0o077)
+        # bwrap: the tmpfs directories' state when empty; one that still shows it needs no emptying
+        self.empty_state = {}
+        if mode == "bwrap":
+            for path in SCRATCH_DIRS:
+                if cleanup.tracks_entries(path):
+                    self.empty_state[path] = cleanup.directory_state(path)
 
     def run(self, job: dict):
         limits = job["limits"]
@@ -190,7 +197,7 @@ class Worker:
         os.close(report_w)
         watch.follow(pid)
         watch.wait(started + float(job["limits"]["timeout"]))
-        exit_code, signal_number = cleanup.decode_status(self._kill_leftovers(pid))
+        exit_code, signal_number = cleanup.decode_status(self._kill_leftovers(pid, watch.exited))
         watch.drain(time.monotonic() + KILL_GRACE)
         self._clean(workdir)
         header = {
@@ -247,11 +254,11 @@ class Worker:
             os.chown(path, self.drop_uid, self.drop_uid)
         return path
 
-    def _kill_leftovers(self, pid: int) -> int:
+    def _kill_leftovers(self, pid: int, exited: bool) -> int:
         """Kill the child and everything it started; return the child's wait status."""
         give_up = time.monotonic() + KILL_GRACE
         if self.mode == "bwrap":
-            return cleanup.kill_namespace(pid, give_up)
+            return cleanup.reap_exited(pid, give_up) if exited else cleanup.kill_namespace(pid, give_up)
         cleanup.signal_group(pid)  # the child leads its own session: a program cannot leave this group
         _, status = os.waitpid(pid, 0)
         if self.drop_uid is not None:
@@ -263,8 +270,9 @@ class Worker:
 
     def _clean(self, workdir: str) -> None:
         if self.mode == "bwrap":
-            cleanup.empty_directory("/tmp")
-            cleanup.empty_directory("/dev/shm")
+            for path in SCRATCH_DIRS:
+                if path not in self.empty_state or cleanup.directory_state(path) != self.empty_state[path]:
+                    cleanup.empty_directory(path)
         else:
             cleanup.empty_directory(workdir)
             cleanup.remove_directory(workdir)
@@ -295,6 +303,7 @@ class Watch:
         self.output_total = 0
         self.report = bytearray()
         self.timed_out = False
+        self.exited = False  # wait() saw the child exit
         self.report_overflow = False
         self.poller = select.poll()
         self.open_fds = {out_fd, report_fd}
@@ -321,6 +330,8 @@ class Watch:
             for fd, _ in events:
                 if fd != self.pidfd:
                     self._read(fd)
+            if exited:
+                self.exited = True
             if self.report_overflow or exited:
                 return
 
