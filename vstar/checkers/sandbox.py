@@ -34,8 +34,10 @@ makes set/dict iteration order, and so verdicts, reproducible.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import marshal
 import os
 import random
 import secrets
@@ -57,15 +59,24 @@ from vstar.errors import VstarError
 log = logging.getLogger(__name__)
 
 ISOLATIONS = ("bwrap", "rlimits")
-SANDBOX_FILES = ("sandbox_worker.py", "sandbox_runner.py", "sandbox_values.py", "sandbox_cleanup.py")
-SANDBOX_DIR = "/vstar_sandbox"  # where the sandbox files appear inside bubblewrap
+SANDBOX_MODULES = ("sandbox_worker", "sandbox_runner", "sandbox_values", "sandbox_cleanup")
 PIPELINE_BYTES = 16 << 10  # larger jobs wait for the reply before them (no pipe can fill both ways)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# run the worker file as __main__ without putting its folder (vstar/checkers) on sys.path
-BOOT = (
-    "import sys; p = sys.argv[1]; del sys.path[0]; "
-    "exec(compile(open(p, 'rb').read(), p, 'exec'), {'__name__': '__main__', '__file__': p})"
-)
+# The worker's code comes compiled (``worker_code``), on its stdin before any job, its size in
+# argv[1]; it runs as __main__ with the other modules' code in ``__codes__``. The worker then
+# compiles nothing to start: it starts sooner, and its memory keeps no compiler leftovers
+# (every fork copies the page tables of all of it).
+BOOT = """import marshal, os, sys
+del sys.path[0]
+size, data = int(sys.argv[1]), b""
+while len(data) < size:
+    chunk = os.read(0, size - len(data))
+    if not chunk:
+        sys.exit("sandbox worker: its code did not arrive")
+    data += chunk
+codes = marshal.loads(data)
+exec(codes["sandbox_worker"], {"__name__": "__main__", "__codes__": codes})
+"""
 RLIMITS_WARNING = (
     "code sandbox: isolation 'rlimits' runs programs WITHOUT bubblewrap: only rlimits, a process "
     "group and a cleared environment protect this machine (programs can read your files and use "
@@ -174,7 +185,7 @@ class Sandbox:
             raise
 
     def _new_worker(self, cpu: int | None) -> SandboxWorker:
-        return SandboxWorker(lambda: self._command(cpu), self.options.isolation)
+        return SandboxWorker(lambda: self._command(cpu), self.options.isolation, worker_code())
 
     def run(
         self,
@@ -312,12 +323,21 @@ def _decode_record(body: bytes) -> list | None:
 # ------------------------------------------------------------------ the worker command
 
 
+@functools.lru_cache(maxsize=1)
+def worker_code() -> bytes:
+    """The sandbox modules, compiled here (the worker runs this same interpreter) and marshalled."""
+    codes = {}
+    for name in SANDBOX_MODULES:
+        path = Path(__file__).with_name(name + ".py")
+        codes[name] = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    return marshal.dumps(codes)
+
+
 def _worker_command(options: SandboxOptions):
     """A function of the worker's CPU (or None) giving a fresh worker command line (bwrap mode:
-    a new uid each call, as root)."""
-    files = [str(Path(__file__).with_name(name)) for name in SANDBOX_FILES]
+    a new uid each call, as root). The worker then reads ``worker_code()`` from its stdin."""
     python = os.path.realpath(sys.executable)
-    flags = [python, "-s", "-S", "-B", "-c", BOOT]
+    flags = [python, "-s", "-S", "-B", "-c", BOOT, str(len(worker_code()))]
     if options.isolation == "rlimits":
 
         # As root, programs run as an unused uid, unless Python is unreadable to other users
@@ -326,7 +346,7 @@ def _worker_command(options: SandboxOptions):
 
         def plain_command(cpu: int | None) -> list[str]:
             drop = ["--drop-uid", str(_random_uid())] if drop_uid else []
-            return flags + [files[0], "--mode", "rlimits"] + drop + _cpu_argument(cpu)
+            return flags + ["--mode", "rlimits"] + drop + _cpu_argument(cpu)
 
         return plain_command
     bwrap = _find_bwrap(options.bwrap_path)
@@ -334,9 +354,8 @@ def _worker_command(options: SandboxOptions):
 
     def command(cpu: int | None) -> list[str]:
         root = os.geteuid() == 0
-        args = [bwrap] + _bwrap_arguments(python, files, root, features)
-        worker = flags + [f"{SANDBOX_DIR}/{SANDBOX_FILES[0]}", "--mode", "bwrap"]
-        return args + worker + (["--drop-uid", str(_random_uid())] if root else []) + _cpu_argument(cpu)
+        args = [bwrap] + _bwrap_arguments(python, root, features) + flags + ["--mode", "bwrap"]
+        return args + (["--drop-uid", str(_random_uid())] if root else []) + _cpu_argument(cpu)
 
     return command
 
@@ -401,7 +420,7 @@ def _python_roots(python: str) -> list[str]:
     return kept
 
 
-def _bwrap_arguments(python: str, files: list[str], root: bool, features: frozenset[str]) -> list[str]:
+def _bwrap_arguments(python: str, root: bool, features: frozenset[str]) -> list[str]:
     args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if root:
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -415,9 +434,6 @@ def _bwrap_arguments(python: str, files: list[str], root: bool, features: frozen
         args += ["--ro-bind-try", directory, directory]
     for directory in _python_roots(python):
         args += _parent_dirs(directory) + ["--ro-bind", directory, directory]
-    args += ["--dir", SANDBOX_DIR]
-    for path, name in zip(files, SANDBOX_FILES):
-        args += ["--ro-bind", path, f"{SANDBOX_DIR}/{name}"]
     args += ["--dev", "/dev"]
     args += _tmpfs("/dev/shm", 64 << 20, features) + _tmpfs("/tmp", 256 << 20, features)
     args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]

@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from typing import Any, Callable
 
@@ -38,6 +39,15 @@ def frame(message: dict[str, Any]) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:  # the worker is gone: its start fails and says why
+        pass
+
+
 class WorkerLost(Exception):
     """The worker died or stopped answering; the job it held gets an error verdict."""
 
@@ -45,9 +55,10 @@ class WorkerLost(Exception):
 class SandboxWorker:
     """One worker process (inside bwrap, or plain in rlimits mode)."""
 
-    def __init__(self, make_command: Callable[[], list[str]], isolation: str):
+    def __init__(self, make_command: Callable[[], list[str]], isolation: str, code: bytes):
         self.isolation = isolation
         self._make_command = make_command  # a fresh command line per start (bwrap as root: a new uid)
+        self._code = code  # what the worker reads first: its own code (see sandbox.BOOT)
         self._start(make_command())
 
     def _start(self, command: list[str]) -> None:
@@ -63,6 +74,10 @@ class SandboxWorker:
             start_new_session=True,
             close_fds=True,
         )
+        # from a thread: the code may exceed the pipe's buffer, and a worker that fails to start
+        # never reads it (the write then fails once the worker is gone)
+        writer = threading.Thread(target=_write_all, args=(self.process.stdin.fileno(), self._code), daemon=True)
+        writer.start()
         try:
             self._receive(time.monotonic() + START_TIMEOUT_S)
         except WorkerLost as lost:
@@ -71,6 +86,8 @@ class SandboxWorker:
             hint = BWRAP_HINT if details.startswith("bwrap:") else ""
             message = f"code sandbox: the worker did not start ({lost}): {details or 'no message'}.{hint}"
             raise VstarError(message) from None
+        finally:
+            writer.join()
 
     def send(self, data: bytes) -> bool:
         """Send one framed job (see ``frame``); False if the worker is gone."""

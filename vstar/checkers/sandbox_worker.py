@@ -3,9 +3,10 @@
 Standard library only. The harness (``sandbox.py``) starts it, inside bubblewrap or
 as a plain process (``--mode rlimits``), with
 
-    python -s -S -B -c BOOT <this file> --mode bwrap|rlimits [--drop-uid N] [--cpu N]
+    python -s -S -B -c BOOT <size of its code> --mode bwrap|rlimits [--drop-uid N] [--cpu N]
 
-and talks to it over stdin/stdout in frames (4-byte big-endian length + JSON). For
+sends it its code and that of its sibling modules, compiled (BOOT reads and runs it),
+and then talks to it over stdin/stdout in frames (4-byte big-endian length + JSON). For
 each job the worker compiles the program (``sandbox_runner.prepare``), forks a child
 that sets its limits and runs ``sandbox_runner.run``, watches the child's output
 pipe, report pipe and exit, kills it at the wall-clock deadline, then kills every
@@ -110,15 +111,15 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _load_module(name: str) -> types.ModuleType:
-    """Load a sibling file with its own copy of the builtins (a program's patches miss it)."""
+    """Load a sibling module, from the code the harness sent, with its own copy of the
+    builtins (a program's patches miss it)."""
     import builtins
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    code = __codes__[name]  # noqa: F821 - set by the harness's BOOT (see sandbox.py)
     module = types.ModuleType("_vstar_" + name)
     module.__dict__["__builtins__"] = dict(builtins.__dict__)
-    module.__dict__["__file__"] = path
-    with open(path, "rb") as handle:
-        exec(compile(handle.read(), path, "exec", dont_inherit=True), module.__dict__)
+    module.__dict__["__file__"] = code.co_filename
+    exec(code, module.__dict__)
     return module
 
 
