@@ -22,6 +22,7 @@ from vstar.errors import VstarError
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 2.0
 MAX_HEADER = 1 << 20
+READ_BYTES = 1 << 16  # read from a worker at least this much at once, when it is there
 PROGRAM_ENV = {"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}  # all programs see
 # The worker starts with LD_BIND_NOW too, and drops it: the dynamic linker then binds every C
 # function once, at start-up, rather than in each child at its first call (a page copy each).
@@ -63,6 +64,7 @@ class SandboxWorker:
 
     def _start(self, command: list[str]) -> None:
         self._stderr = tempfile.TemporaryFile()
+        self._buffer = bytearray()  # reply bytes read but not yet taken
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -112,16 +114,18 @@ class SandboxWorker:
         return header, self._read(extra, deadline) if extra else b""
 
     def _read(self, size: int, deadline: float) -> bytes:
+        """``size`` bytes of the worker's replies. Reads what is there, up to 64 KiB at a time
+        (a whole reply, usually), and keeps what follows for the next call."""
         fd = self.process.stdout.fileno()  # type: ignore[union-attr]
-        parts, left = [], size
-        while left:
+        buffered = self._buffer
+        while len(buffered) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerLost("sandbox worker did not answer in time")
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
-            chunk = os.read(fd, min(left, 1 << 20))
+            chunk = os.read(fd, min(max(size - len(buffered), READ_BYTES), 1 << 20))
             if not chunk:
                 try:
                     code = self.process.wait(1.0)
@@ -129,9 +133,10 @@ class SandboxWorker:
                     code = None
                 last_line = (self._stderr_text().splitlines() or [""])[-1]
                 raise WorkerLost(f"sandbox worker exited (status {code}) {last_line}".strip())
-            parts.append(chunk)
-            left -= len(chunk)
-        return b"".join(parts)
+            buffered += chunk
+        data = bytes(buffered[:size])
+        del buffered[:size]
+        return data
 
     def _stderr_text(self) -> str:
         self._stderr.seek(0)
