@@ -173,6 +173,7 @@ class Worker:
         self.process_limit_base = 0 if mode == "bwrap" or drop_uid is not None else cleanup.count_own_processes()
         self.null_fd = os.open(os.devnull, os.O_RDONLY)  # the children's stdin
         self.runs = 0
+        self.compile_memory = None  # the soft address-space limit set for compiling
         os.umask(0o077)
         # bwrap: the tmpfs directories' state when empty; one that still shows it needs no emptying
         self.empty_state = {}
@@ -183,7 +184,9 @@ class Worker:
 
     def run(self, job: dict):
         limits = job["limits"]
-        _lower_limit(resource.RLIMIT_AS, int(limits["memory"]), soft_only=True)  # compiling a program
+        if limits["memory"] != self.compile_memory:  # compiling a program
+            _lower_limit(resource.RLIMIT_AS, int(limits["memory"]), soft_only=True)
+            self.compile_memory = limits["memory"]
         prepared = self.runner.prepare(job)
         workdir = self._workdir()
         out_r, out_w = os.pipe()
