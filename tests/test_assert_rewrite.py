@@ -52,6 +52,8 @@ LINES = [
     ("x = 1; assert f(x) == 2", False),
     ("asserted = f(1) == 2", False),
     ("assert f(1) == 2\nassert f(2) == 3", False),
+    ("assert f(1] == 2", False),  # brackets that do not pair up (this one once hung the scan)
+    ("assert f((1) == 2", False),
 ]
 
 
@@ -81,6 +83,8 @@ def test_the_scan_splits_only_where_it_cannot_be_wrong(line, simple):
 def test_a_test_the_scan_accepts_but_python_refuses_still_gets_the_parse_error():
     with pytest.raises(SyntaxError):
         compile_test("assert f(1) == (yield)")
+    with pytest.raises(SyntaxError):
+        compile_test("assert f(1] == 2")
 
 
 def test_every_mbpp_and_humaneval_assert_line_means_the_same_either_way():

@@ -71,8 +71,8 @@ _STRING = re.compile(  # a string literal from its opening quote (its prefix is 
     re.S,
 )
 _PREFIXES = frozenset(["r", "b", "u", "rb", "br"])  # lower-cased; f-strings take the parsing path
-# an innermost bracketed part (mismatched pairs only occur in invalid code, which fails to compile)
-_BRACKETED = re.compile(r"[(\[{][^()\[\]{}]*[)\]}]")
+_BRACKET = re.compile(r"[()\[\]{}]")
+_OPENING = {")": "(", "]": "[", "}": "{"}
 _OUTSIDE_STRINGS = re.compile(r"""['"#\\]""")
 _NOT_SIMPLE = re.compile(r"[=<>!:;,()\[\]{}]")
 _KEYWORDS = frozenset(keyword.kwlist) - {"True", "False", "None"}
@@ -102,15 +102,15 @@ def simple_split(source: str) -> tuple[str, str, str] | None:
     masked = _mask_strings(line) if "'" in line or '"' in line else line
     if masked is None or _OUTSIDE_STRINGS.search(masked):
         return None  # an f-string, an unclosed string, a comment, a line continuation
-    flat = _flatten(masked[head.end() :])
+    top = _top_level(masked, head.end())
+    if top is None:
+        return None  # brackets that do not pair up: the parsing path says what is wrong
+    flat, split = top
     if flat.count("==") != 1:
         return None  # no comparison outside brackets, or more than one
     rest = flat.replace("==", "  ")
     if _NOT_SIMPLE.search(rest) or _KEYWORD.search(rest):
         return None
-    split = masked.find("==", head.end())
-    while not all(masked.count(o, 0, split) == masked.count(c, 0, split) for o, c in ("()", "[]", "{}")):
-        split = masked.find("==", split + 2)  # the one outside brackets: there is exactly one
     left, right = line[head.end() : split].strip(), line[split + 2 :].strip()
     return left, right, line.strip()[:_LABEL_CHARS]
 
@@ -132,13 +132,27 @@ def _mask_strings(line: str) -> str | None:
     return None if odd else masked
 
 
-def _flatten(text: str) -> str:
-    """``text`` with every bracketed part, innermost first, replaced by ``B``."""
-    while True:
-        flat = _BRACKETED.sub("B", text)
-        if flat == text:
-            return flat
-        text = flat
+def _top_level(text: str, start: int) -> tuple[str, int] | None:
+    """(``text[start:]`` with each bracketed part at the top level replaced by ``B``, where in
+    ``text`` the first ``==`` outside brackets starts, or -1); None if the brackets do not pair up."""
+    parts, stack, last, split = [], [], start, -1
+    for match in _BRACKET.finditer(text, start):
+        char, at = match.group(), match.start()
+        if char in "([{":
+            if not stack:
+                parts.append(text[last:at])
+                if split < 0:
+                    split = text.find("==", last, at)
+            stack.append(char)
+        elif not stack or stack.pop() != _OPENING[char]:
+            return None
+        elif not stack:
+            parts.append("B")
+            last = at + 1
+    if stack:
+        return None
+    parts.append(text[last:])
+    return "".join(parts), split if split >= 0 else text.find("==", last)
 
 
 def _spliced(source: str, tree: ast.Module) -> str | None:
