@@ -176,13 +176,13 @@ def test_rewritten_asserts_report_their_values():
 def test_the_rehearsal_runs_each_kind_of_test_and_puts_main_back(monkeypatch):
     from vstar.checkers import sandbox_runner, sandbox_values
     from vstar.checkers.code import verdict_from_run
-    from vstar.checkers.sandbox import RunResult, _parse_report
+    from vstar.checkers.sandbox import RunResult, _parse_report, rehearsal_job
 
     monkeypatch.setattr(sandbox_runner, "sandbox_values", sandbox_values)  # as the worker sets it
     main = sys.modules["__main__"]
     read, write = os.pipe()
     try:
-        sandbox_runner.rehearse(write, times=1)  # here, in pytest: the guard must stay disarmed
+        sandbox_runner.rehearse(rehearsal_job(), write, times=1)  # here, in pytest: the guard stays disarmed
     finally:
         os.close(write)
     with os.fdopen(read, "rb") as pipe:

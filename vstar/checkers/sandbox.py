@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from vstar.checkers.assert_rewrite import compile_test
 from vstar.checkers.sandbox_client import WORKER_ENV, SandboxWorker, WorkerLost, frame
 from vstar.checkers.sandbox_runner import report_tag
 from vstar.errors import VstarError
@@ -63,7 +64,7 @@ SANDBOX_MODULES = ("sandbox_worker", "sandbox_runner", "sandbox_values", "sandbo
 PIPELINE_BYTES = 16 << 10  # larger jobs wait for the reply before them (no pipe can fill both ways)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The worker's code comes compiled (``worker_code``), on its stdin before any job, its size in
-# argv[1]; it runs as __main__ with the other modules' code in ``__codes__``. The worker then
+# argv[1]; it runs as __main__ with all that was sent in ``__boot__``. The worker then
 # compiles nothing to start: it starts sooner, and its memory keeps no compiler leftovers
 # (every fork copies the page tables of all of it).
 BOOT = """import marshal, os, sys
@@ -74,9 +75,18 @@ while len(data) < size:
     if not chunk:
         sys.exit("sandbox worker: its code did not arrive")
     data += chunk
-codes = marshal.loads(data)
-exec(codes["sandbox_worker"], {"__name__": "__main__", "__codes__": codes})
+boot = marshal.loads(data)
+exec(boot["modules"]["sandbox_worker"], {"__name__": "__main__", "__boot__": boot})
 """
+# The job each worker runs in itself once at start (``sandbox_runner.rehearse``): a passing
+# one-line ``assert a == b``, a failing one, one that raises, and asserts in the general form.
+REHEARSAL_PROGRAM = "def rehearsal(n):\n    return [n, n / 4, str(n), (n, None), {'key': [n, True]}, {n}]\n"
+REHEARSAL_TESTS = (
+    "assert rehearsal(1) == [1, 0.25, '1', (1, None), {'key': [1, True]}, {1}]",
+    "assert rehearsal(2)[0] == 3",
+    "assert rehearsal(None) == []",
+    "assert rehearsal(1)[0] < 2\nassert rehearsal(1)\nassert not rehearsal(0)[0]\n",
+)
 RLIMITS_WARNING = (
     "code sandbox: isolation 'rlimits' runs programs WITHOUT bubblewrap: only rlimits, a process "
     "group and a cleared environment protect this machine (programs can read your files and use "
@@ -325,12 +335,19 @@ def _decode_record(body: bytes) -> list | None:
 
 @functools.lru_cache(maxsize=1)
 def worker_code() -> bytes:
-    """The sandbox modules, compiled here (the worker runs this same interpreter) and marshalled."""
-    codes = {}
+    """What a worker reads first, marshalled: the sandbox modules, compiled here (the worker
+    runs this same interpreter), and the rehearsal job."""
+    modules = {}
     for name in SANDBOX_MODULES:
         path = Path(__file__).with_name(name + ".py")
-        codes[name] = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-    return marshal.dumps(codes)
+        modules[name] = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    return marshal.dumps({"modules": modules, "rehearsal": rehearsal_job()})
+
+
+def rehearsal_job() -> dict[str, Any]:
+    """The rehearsal program and tests as a worker job (tests compiled as for any job)."""
+    tests = [compile_test(test) for test in REHEARSAL_TESTS]
+    return {"nonce": "0" * 32, "setup": "", "program": REHEARSAL_PROGRAM, "tests": tests}
 
 
 def _worker_command(options: SandboxOptions):

@@ -75,7 +75,7 @@ def main(argv: list) -> None:
     os.dup2(null, 0)
     os.dup2(null, 1)
     worker = Worker(mode, drop_uid, runner)
-    runner.rehearse(null)  # the children's code path, warmed here once (see sandbox_runner)
+    runner.rehearse(__boot__["rehearsal"], null)  # noqa: F821 - the children's code path, warmed once
     worker.rehearse_limits()
     gc.collect()
     gc.freeze()  # the children's garbage collector then leaves the shared pages alone (fewer copies)
@@ -115,7 +115,7 @@ def _load_module(name: str) -> types.ModuleType:
     builtins (a program's patches miss it)."""
     import builtins
 
-    code = __codes__[name]  # noqa: F821 - set by the harness's BOOT (see sandbox.py)
+    code = __boot__["modules"][name]  # noqa: F821 - set by the harness's BOOT (see sandbox.py)
     module = types.ModuleType("_vstar_" + name)
     module.__dict__["__builtins__"] = dict(builtins.__dict__)
     module.__dict__["__file__"] = code.co_filename
