@@ -7,9 +7,9 @@ its checker (calling ``__call__`` on it, rather than the bare constant, keeps th
 from warning). Asserts inside functions, loops, ``with``/``try``/``match`` blocks are
 rewritten too (HumanEval's ``check``).
 
-A test that is one line ``assert a == b`` (most are) is split at its ``==`` without parsing
-and sent as the expression ``((a), (b))`` with its label; the runner evaluates it and does
-the check and the ``raise`` itself, which means the same and compiles faster.
+A test that is one line ``assert a == b`` (most are) is sent as the code of the expression
+``(a, b)`` with its label; the runner evaluates it and does the check and the ``raise``
+itself, which means the same and compiles faster (see ``pair_code``).
 
 Tests are compiled here, in the harness (they are trusted data, and the sandbox runs the
 same interpreter), marshalled, and cached: the samples of one problem share their tests.
@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import ast
 import base64
+import dis
 import functools
-import keyword
 import marshal
-import re
 from typing import Any
 
 from vstar.checkers.sandbox_runner import CHECK_PLACEHOLDER
@@ -37,12 +36,12 @@ _LABEL_CHARS = 160
 @functools.lru_cache(maxsize=8192)
 def compile_test(source: str) -> str:
     """A test as the runner takes it, marshalled, in base64: its rewritten code object, or for
-    a one-line ``assert a == b`` the pair (code of ``((a), (b))`` in eval mode, label).
+    a one-line ``assert a == b`` the pair (code of ``(a, b)`` in eval mode, label).
 
     Compiled here (tests are trusted data; the same interpreter runs the sandbox), so the
     children do not spend time compiling, and cached: samples of one problem share tests.
     """
-    code = _compile_simple(source)
+    code = pair_code(source)
     if code is None:
         tree = ast.parse(source)
         spliced = _spliced(source, tree)
@@ -55,104 +54,61 @@ def compile_test(source: str) -> str:
 
 # ------------------------------------------------------------------ one-line ``assert a == b``
 
-# Most tests (all but a few of MBPP's) are one line ``assert <a> == <b>``. Parsing such a line
-# costs as much as compiling its rewrite, so it is split without parsing, but only where the
-# split cannot be wrong: outside string literals and brackets, the line must hold exactly one
-# ``==`` and no other comparison, comma, colon, semicolon, backslash, comment or keyword, so
-# that Python reads it as ``assert (a) == (b)``. Anything else takes the parsing path.
-_HEAD = re.compile(r"assert(?!\w)")
-_STRING = re.compile(  # a string literal from its opening quote (its prefix is checked apart)
-    "|".join([
-        r"'''(?:[^\\]|\\.)*?'''",
-        r'"""(?:[^\\]|\\.)*?"""',
-        r"'[^\\'\n]*(?:\\.[^\\'\n]*)*'",
-        r'"[^\\"\n]*(?:\\.[^\\"\n]*)*"',
-    ]),
-    re.S,
-)
-_PREFIXES = frozenset(["r", "b", "u", "rb", "br"])  # lower-cased; f-strings take the parsing path
-_BRACKET = re.compile(r"[()\[\]{}]")
-_OPENING = {")": "(", "]": "[", "}": "{"}
-_OUTSIDE_STRINGS = re.compile(r"""['"#\\]""")
-_NOT_SIMPLE = re.compile(r"[=<>!:;,()\[\]{}]")
-_KEYWORDS = frozenset(keyword.kwlist) - {"True", "False", "None"}
-_ALTERNATIVES = "|".join(sorted(_KEYWORDS))
-# a keyword as a word, or glued to a number before it (``1if`` reads as ``1 if``)
-_KEYWORD = re.compile(rf"\b(?:{_ALTERNATIVES})\b|\b\d\w*?(?:{_ALTERNATIVES})\b")
+# Most tests (all but a few of MBPP's) are one line ``assert <a> == <b>``. Such a line is
+# compiled once, without its ``assert``, as the expression ``<a> == <b>``, and Python's own
+# parser decides what it means: the pair is taken only if the expression's code ends in the
+# comparison ``==`` and holds no jump at its top level (a chained comparison, ``and``/``or``,
+# ``x if c else y`` all jump), that is, only if the whole line reads ``assert (<a>) == (<b>)``.
+# The comparison is then replaced in the bytecode by building the pair ``(a, b)`` (same length,
+# padded with NOPs). Anything else, on any Python whose bytecode this does not recognise,
+# takes the parsing path.
 
 
-def _compile_simple(source: str):
-    """(code of ``((a), (b))``, label) for a one-line ``assert a == b`` (see above), or None."""
-    split = simple_split(source)
-    if split is None:
+def _pair_tails() -> tuple[bytes, bytes] | None:
+    """(the bytecode ending an ``a == b`` expression, the same-length ending that builds
+    ``(a, b)`` instead), learned from this interpreter's compiler; None if they do not fit."""
+    compare = compile("a == b", "<test>", "eval", dont_inherit=True)
+    pair = compile("(a, b)", "<test>", "eval", dont_inherit=True).co_code
+    same = 0
+    while same < min(len(compare.co_code), len(pair)) and compare.co_code[same] == pair[same]:
+        same += 1
+    same -= same % 2  # whole instructions: an opcode byte, an argument byte
+    compare_tail, pair_tail = compare.co_code[same:], pair[same:]
+    padding = len(compare_tail) - len(pair_tail)
+    if padding < 0 or padding % 2 or len(pair_tail) < 4:
         return None
-    left, right, label = split
+    built = pair_tail[:-2] + bytes([dis.opmap["NOP"], 0]) * (padding // 2) + pair_tail[-2:]
     try:
-        return compile(f"(({left}), ({right}))", "<test>", "eval", dont_inherit=True), label
-    except SyntaxError:
-        return None  # the parsing path says what is wrong
+        works = eval(compare.replace(co_code=compare.co_code[:same] + built), {"a": 1, "b": [2]}) == (1, [2])
+    except Exception:
+        works = False
+    return (compare_tail, built) if works else None
 
 
-def simple_split(source: str) -> tuple[str, str, str] | None:
-    """(a, b, label) of a one-line ``assert a == b``, found without parsing; None for any other test."""
-    head = _HEAD.match(source)
+_PAIR_TAILS = _pair_tails()
+_JUMPS = frozenset(dis.hasjrel + dis.hasjabs)
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+
+
+def pair_code(source: str):
+    """(code of the pair ``(a, b)`` in eval mode, label) for a one-line ``assert a == b``, or None."""
     line = source.rstrip()
-    if head is None or "\n" in line or "\r" in line:
+    if _PAIR_TAILS is None or not line.startswith("assert") or "\n" in line or "\r" in line:
         return None
-    masked = _mask_strings(line) if "'" in line or '"' in line else line
-    if masked is None or _OUTSIDE_STRINGS.search(masked):
-        return None  # an f-string, an unclosed string, a comment, a line continuation
-    top = _top_level(masked, head.end())
-    if top is None:
-        return None  # brackets that do not pair up: the parsing path says what is wrong
-    flat, split = top
-    if flat.count("==") != 1:
-        return None  # no comparison outside brackets, or more than one
-    rest = flat.replace("==", "  ")
-    if _NOT_SIMPLE.search(rest) or _KEYWORD.search(rest):
+    if ("a" + line[6:7]).isidentifier():
+        return None  # ``assert_x == 1``, or ``assert`` alone
+    try:
+        code = compile(line[6:].lstrip(), "<test>", "eval", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None  # the parsing path says what is wrong, or reads a statement this is not
+    compare_tail, built = _PAIR_TAILS
+    instructions = code.co_code
+    if not instructions.endswith(compare_tail) or not _JUMPS.isdisjoint(instructions[::2]):
         return None
-    left, right = line[head.end() : split].strip(), line[split + 2 :].strip()
-    return left, right, line.strip()[:_LABEL_CHARS]
-
-
-def _mask_strings(line: str) -> str | None:
-    """``line`` with each string literal replaced by ``$`` signs (same length; ``"a"if`` still
-    shows its keyword); None if a literal has a prefix this does not read (f-strings)."""
-    odd = []
-
-    def fill(match: re.Match) -> str:
-        start = end = match.start()
-        while start and (line[start - 1].isalnum() or line[start - 1] == "_"):
-            start -= 1
-        if start < end and line[start:end].lower() not in _PREFIXES:
-            odd.append(start)
-        return "$" * (match.end() - end)
-
-    masked = _STRING.sub(fill, line)
-    return None if odd else masked
-
-
-def _top_level(text: str, start: int) -> tuple[str, int] | None:
-    """(``text[start:]`` with each bracketed part at the top level replaced by ``B``, where in
-    ``text`` the first ``==`` outside brackets starts, or -1); None if the brackets do not pair up."""
-    parts, stack, last, split = [], [], start, -1
-    for match in _BRACKET.finditer(text, start):
-        char, at = match.group(), match.start()
-        if char in "([{":
-            if not stack:
-                parts.append(text[last:at])
-                if split < 0:
-                    split = text.find("==", last, at)
-            stack.append(char)
-        elif not stack or stack.pop() != _OPENING[char]:
-            return None
-        elif not stack:
-            parts.append("B")
-            last = at + 1
-    if stack:
-        return None
-    parts.append(text[last:])
-    return "".join(parts), split if split >= 0 else text.find("==", last)
+    if instructions[-len(compare_tail) - 2] == _EXTENDED_ARG:
+        return None  # would change the pair's size (compilers do not emit it before ``==``)
+    code = code.replace(co_code=instructions[: -len(compare_tail)] + built)
+    return code, line.strip()[:_LABEL_CHARS]
 
 
 def _spliced(source: str, tree: ast.Module) -> str | None:

@@ -271,7 +271,7 @@ def _safe_write(write, body: str) -> None:
 
 def _load_test(blob: str, checker):
     """A test compiled by the harness (``assert_rewrite.compile_test``), wired to ``checker``:
-    a code object to ``exec``, or (code of ``((a), (b))``, label, checker) for ``assert a == b``."""
+    a code object to ``exec``, or (code of ``(a, b)``, label, checker) for ``assert a == b``."""
     test = marshal.loads(binascii.a2b_base64(blob))
     if type(test) is tuple:
         return test[0], str(test[1]), checker
