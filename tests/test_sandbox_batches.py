@@ -1,6 +1,7 @@
 """How a batch moves through the sandbox workers: the next job is sent while the worker runs
-the current one (small jobs only), a lost worker is replaced with nothing lost but its own
-job, and workers are pinned one per CPU."""
+the current one (small jobs only), jobs are prepared and results finished in the workers'
+threads, a lost worker is replaced with nothing lost but its own job, and workers are pinned
+one per CPU."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import time
 import pytest
 from sandbox_programs import CORRECT, TESTS, process_parents
 
+from vstar.checkers.assert_rewrite import compile_test
 from vstar.checkers.code import CodeChecker
-from vstar.checkers.sandbox import PIPELINE_BYTES, _worker_cpus
+from vstar.checkers.sandbox import PIPELINE_BYTES, RunResult, _worker_cpus
 from vstar.errors import VstarError
 
 
@@ -46,6 +48,36 @@ def test_a_lost_worker_costs_only_its_own_job():
     # the job already sent to the killed worker went to its replacement
     assert [v.status for v in verdicts[1:]] == ["passed", "failed"]
     assert worker.process.pid != first_pid
+
+
+def test_prepare_and_finish_run_in_the_workers_threads_and_keep_the_order():
+    checker = started_checker(workers=2)
+    sandbox = checker._sandbox
+    assert sandbox is not None
+    threads: set[str] = set()
+
+    def prepare(index, job):
+        threads.add(threading.current_thread().name)
+        return {**job, "tests": [compile_test(f"assert f({index}) == {index}")]}
+
+    def finish(index, result):
+        threads.add(threading.current_thread().name)
+        assert isinstance(result, RunResult)
+        return index, [record[0] for record in result.records]
+
+    jobs = [{"program": "def f(x):\n    return x\n", "setup": "", "tests": []}] * 6
+    try:
+        results = sandbox.run(jobs, prepare=prepare, finish=finish)
+        with pytest.raises(ZeroDivisionError):  # stops the batch and reaches the caller
+            sandbox.run(jobs, finish=lambda index, result: 1 / 0)
+        assert checker.check([CORRECT], [TESTS], [""])[0].status == "passed"  # still usable
+        with pytest.raises(ZeroDivisionError):  # with jobs already sent
+            sandbox.run(jobs, prepare=lambda index, job: prepare(index, job) if index < 3 else 1 / 0)
+        assert checker.check([CORRECT], [TESTS], [""])[0].status == "passed"
+    finally:
+        checker.close()
+    assert results == [(index, ["check", "end", "done"]) for index in range(6)]
+    assert threads and all(name.startswith("vstar-sandbox") for name in threads)
 
 
 def test_big_jobs_and_big_replies_do_not_block_each_other():

@@ -74,8 +74,13 @@ class CodeChecker:
         jobs = [{"program": p, "setup": s, "tests": t} for p, t, s in zip(programs, tests, setups)]
         if self._sandbox is None:
             self._sandbox = Sandbox(self.options)
-        runs = self._sandbox.run(jobs, prepare=_compiled_tests)  # compiled while earlier jobs run
-        return [verdict_from_run(run, len(test_list), self.options.timeout) for run, test_list in zip(runs, tests)]
+        timeout = self.options.timeout
+
+        def judge(index: int, run: RunResult) -> Verdict:
+            return verdict_from_run(run, len(tests[index]), timeout)
+
+        # tests compiled, and verdicts decided, while other jobs run
+        return self._sandbox.run(jobs, prepare=_compiled_tests, finish=judge)
 
     def close(self) -> None:
         if self._sandbox is not None:

@@ -201,18 +201,21 @@ class Sandbox:
         self,
         jobs: Sequence[Mapping[str, Any]],
         prepare: Callable[[int, Mapping[str, Any]], Mapping[str, Any]] | None = None,
-    ) -> list[RunResult]:
-        """Run each job ``{"program", "setup", "tests"}`` (tests: from ``compile_test``).
+        finish: Callable[[int, RunResult], Any] | None = None,
+    ) -> list[Any]:
+        """Run each job ``{"program", "setup", "tests"}`` (tests: from ``compile_test``); a
+        ``RunResult`` per job, or what ``finish(index, result)`` makes of it.
 
         Each worker's thread takes the next job until none is left; one batch at a time.
         ``prepare(index, job)``, if given, turns a job into that form in the worker's thread,
-        while the worker runs the job before it (an exception stops the batch and is raised).
-        A small next job is sent before the reply to the current one is read, so the worker
-        finds it waiting when it finishes.
+        while the worker runs the job before it; ``finish`` runs there too, once the worker has
+        its next job (an exception in either stops the batch and is raised). A small next job
+        is sent before the reply to the current one is read, so the worker finds it waiting
+        when it finishes.
         """
         if self._closed:
             raise VstarError("the code sandbox was closed")
-        results: list[RunResult | None] = [None] * len(jobs)
+        results: list[Any] = [None] * len(jobs)
         order = iter(range(len(jobs)))
         take = threading.Lock()
         stop = threading.Event()
@@ -233,17 +236,20 @@ class Sandbox:
 
         def serve(worker: SandboxWorker) -> None:
             try:
+                if worker.unanswered:  # an earlier batch stopped with a job in it: its reply would come first
+                    worker.restart()
                 flight = next_flight()
                 sent = flight is not None and deliver(worker, flight)
                 while flight is not None:
                     following = next_flight()  # prepared while the worker runs ``flight``
                     early = following is not None and sent and len(following.data) <= PIPELINE_BYTES
                     early = early and worker.send(following.data)  # type: ignore[union-attr]
-                    results[flight.index], lost = self._receive(worker, flight, sent)
+                    result, lost = self._receive(worker, flight, sent)
                     if lost:
                         worker.restart()
                         early = False  # the lost worker took the early job with it
                     sent = early or (following is not None and deliver(worker, following))
+                    results[flight.index] = result if finish is None else finish(flight.index, result)
                     flight = following
             except BaseException:
                 stop.set()
@@ -254,7 +260,7 @@ class Sandbox:
             wait(served)
             for future in served:
                 future.result()  # raise what a worker thread raised, once all have stopped
-        return results  # type: ignore[return-value]
+        return results
 
     def _flight(self, index: int, job: Mapping[str, Any]) -> _Flight:
         options = self.options

@@ -65,6 +65,7 @@ class SandboxWorker:
     def _start(self, command: list[str]) -> None:
         self._stderr = tempfile.TemporaryFile()
         self._buffer = bytearray()  # reply bytes read but not yet taken
+        self.unanswered = 0  # jobs sent whose replies were not taken (a batch that stopped early)
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -97,11 +98,13 @@ class SandboxWorker:
             self.process.stdin.write(data)  # type: ignore[union-attr]
         except (BrokenPipeError, OSError):
             return False
+        self.unanswered += 1
         return True
 
     def receive(self, deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
         """The reply to the oldest job sent: (header, report bytes, output bytes). Raises ``WorkerLost``."""
         header, blob = self._receive(time.monotonic() + deadline)
+        self.unanswered -= 1
         report_size = int(header["report_bytes"])
         return header, blob[:report_size], blob[report_size:]
 
