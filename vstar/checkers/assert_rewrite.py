@@ -18,7 +18,6 @@ same interpreter), marshalled, and cached: the samples of one problem share thei
 from __future__ import annotations
 
 import ast
-import base64
 import dis
 import functools
 import marshal
@@ -34,8 +33,8 @@ _LABEL_CHARS = 160
 
 
 @functools.lru_cache(maxsize=8192)
-def compile_test(source: str) -> str:
-    """A test as the runner takes it, marshalled, in base64: its rewritten code object, or for
+def compile_test(source: str) -> bytes:
+    """A test as the runner takes it, marshalled: its rewritten code object, or for
     a one-line ``assert a == b`` the pair (code of ``(a, b)`` in eval mode, label).
 
     Compiled here (tests are trusted data; the same interpreter runs the sandbox), so the
@@ -49,7 +48,7 @@ def compile_test(source: str) -> str:
             code = compile(spliced, "<test>", "exec", dont_inherit=True)
         else:
             code = compile(_rewrite_module(tree, source), "<test>", "exec", dont_inherit=True)
-    return base64.b64encode(marshal.dumps(code)).decode("ascii")
+    return marshal.dumps(code)
 
 
 # ------------------------------------------------------------------ one-line ``assert a == b``

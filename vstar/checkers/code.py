@@ -118,7 +118,7 @@ def _compiled_tests(program: int, job: Mapping[str, Any]) -> dict[str, Any]:
     return {**job, "tests": [_compile_at(test, program, index) for index, test in enumerate(job["tests"])]}
 
 
-def _compile_at(test: str, program: int, index: int) -> str:
+def _compile_at(test: str, program: int, index: int) -> bytes:
     try:
         return compile_test(test)
     except SyntaxError as error:

@@ -1,12 +1,15 @@
 """The harness side of one sandbox worker: start it, send jobs, read replies, stop it.
 
-Frames in both directions: 4-byte big-endian length, then JSON. A reply's JSON header
-gives the lengths of the raw report and output bytes that follow it.
+Frames in both directions: a 4-byte big-endian length, then the body. A job's body is
+marshalled (the worker runs this same interpreter); a reply's is JSON (it comes out of the
+sandbox: no ``marshal.loads`` on it here), a header that gives the lengths of the raw report
+and output bytes that follow it.
 """
 
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import select
 import signal
@@ -35,8 +38,8 @@ BWRAP_HINT = (
 
 
 def frame(message: dict[str, Any]) -> bytes:
-    """A job as the worker reads it: 4-byte big-endian length, then JSON."""
-    data = json.dumps(message).encode()
+    """A job as the worker reads it: 4-byte big-endian length, then the marshalled job."""
+    data = marshal.dumps(message)
     return struct.pack(">I", len(data)) + data
 
 

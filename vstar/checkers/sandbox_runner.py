@@ -34,7 +34,6 @@ What remains possible is a program that defeats CPython itself (a memory-corrupt
 bug, native code): the OS sandbox still confines it, but it could fake verdicts.
 """
 
-import binascii
 import builtins
 import gc
 import marshal
@@ -269,10 +268,10 @@ def _safe_write(write, body: str) -> None:
         pass
 
 
-def _load_test(blob: str, checker):
+def _load_test(blob: bytes, checker):
     """A test compiled by the harness (``assert_rewrite.compile_test``), wired to ``checker``:
     a code object to ``exec``, or (code of ``(a, b)``, label, checker) for ``assert a == b``."""
-    test = marshal.loads(binascii.a2b_base64(blob))
+    test = marshal.loads(blob)
     if type(test) is tuple:
         return test[0], str(test[1]), checker
     return _swap_constant(test, checker)

@@ -6,7 +6,8 @@ as a plain process (``--mode rlimits``), with
     python -s -S -B -c BOOT <size of its code> --mode bwrap|rlimits [--drop-uid N] [--cpu N]
 
 sends it its code and that of its sibling modules, compiled (BOOT reads and runs it),
-and then talks to it over stdin/stdout in frames (4-byte big-endian length + JSON). For
+and then talks to it over stdin/stdout in frames (4-byte big-endian length, then a
+marshalled job, or a JSON reply header: see ``sandbox_client``). For
 each job the worker compiles the program (``sandbox_runner.prepare``), forks a child
 that sets its limits and runs ``sandbox_runner.run``, watches the child's output
 pipe, report pipe and exit, kills it at the wall-clock deadline, then kills every
@@ -25,6 +26,7 @@ every other process in the sandbox.
 
 import gc
 import json
+import marshal
 import os
 import resource
 import select
@@ -156,7 +158,7 @@ def _receive(fd: int):
     if head is None:
         return None
     body = _read_exactly(fd, struct.unpack(">I", head)[0])
-    return None if body is None else json.loads(body)
+    return None if body is None else marshal.loads(body)
 
 
 # ------------------------------------------------------------------ running one job
