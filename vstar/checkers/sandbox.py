@@ -285,18 +285,18 @@ class Sandbox:
         try:
             if not sent:
                 raise WorkerLost("sandbox worker gone: it did not take the job")
-            header, report, output = worker.receive(deadline=self.options.timeout + 10.0)
+            reply = worker.receive(timeout=self.options.timeout + 10.0)
         except WorkerLost as lost:
             return RunResult(worker_error=str(lost)), True
         result = RunResult(
-            records=_parse_report(report, flight.nonce),
-            exit_code=header["exit_code"],
-            signal=header["signal"],
-            timed_out=bool(header["timed_out"]),
-            report_overflow=bool(header["report_overflow"]),
-            elapsed=float(header["elapsed"]),
-            output=output,
-            output_total=int(header["output_total"]),
+            records=_parse_report(reply.report, flight.nonce),
+            exit_code=reply.exit_code,
+            signal=reply.signal,
+            timed_out=reply.timed_out,
+            report_overflow=reply.report_overflow,
+            elapsed=reply.elapsed,
+            output=reply.output,
+            output_total=reply.output_total,
         )
         return result, False
 

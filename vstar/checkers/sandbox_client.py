@@ -1,14 +1,13 @@
 """The harness side of one sandbox worker: start it, send jobs, read replies, stop it.
 
-Frames in both directions: a 4-byte big-endian length, then the body. A job's body is
-marshalled (the worker runs this same interpreter); a reply's is JSON (it comes out of the
-sandbox: no ``marshal.loads`` on it here), a header that gives the lengths of the raw report
-and output bytes that follow it.
+A job goes as a 4-byte big-endian length, then the marshalled job (the worker runs this
+same interpreter). A reply comes as the worker's fixed ``REPLY`` header, then the raw report
+and output bytes whose sizes it gives: nothing that comes out of the sandbox is unmarshalled
+here. A worker says ``READY`` once, when it has started.
 """
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import select
@@ -18,13 +17,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
+from vstar.checkers.sandbox_worker import READY, REPLY
 from vstar.errors import VstarError
 
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 2.0
-MAX_HEADER = 1 << 20
+MAX_REPLY = 1 << 30  # report and output bytes (the worker caps both far below)
 READ_BYTES = 1 << 16  # read from a worker at least this much at once, when it is there
 PROGRAM_ENV = {"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}  # all programs see
 # The worker starts with LD_BIND_NOW too, and drops it: the dynamic linker then binds every C
@@ -50,6 +50,19 @@ def _write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view) :]
     except OSError:  # the worker is gone: its start fails and says why
         pass
+
+
+class Reply(NamedTuple):
+    """What a worker says of one job (exit code and signal: None where there is none)."""
+
+    exit_code: int | None
+    signal: int | None
+    elapsed: float
+    timed_out: bool
+    report_overflow: bool
+    output_total: int
+    report: bytes
+    output: bytes
 
 
 class WorkerLost(Exception):
@@ -85,7 +98,8 @@ class SandboxWorker:
         writer = threading.Thread(target=_write_all, args=(self.process.stdin.fileno(), self._code), daemon=True)
         writer.start()
         try:
-            self._receive(time.monotonic() + START_TIMEOUT_S)
+            if self._read(len(READY), time.monotonic() + START_TIMEOUT_S) != READY:
+                raise WorkerLost("sandbox worker sent a malformed greeting")
         except WorkerLost as lost:
             details = self._stderr_text()
             self.stop()
@@ -104,20 +118,26 @@ class SandboxWorker:
         self.unanswered += 1
         return True
 
-    def receive(self, deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
-        """The reply to the oldest job sent: (header, report bytes, output bytes). Raises ``WorkerLost``."""
-        header, blob = self._receive(time.monotonic() + deadline)
-        self.unanswered -= 1
-        report_size = int(header["report_bytes"])
-        return header, blob[:report_size], blob[report_size:]
-
-    def _receive(self, deadline: float) -> tuple[dict[str, Any], bytes]:
-        size = struct.unpack(">I", self._read(4, deadline))[0]
-        if size > MAX_HEADER:
+    def receive(self, timeout: float) -> Reply:
+        """The reply to the oldest job sent. Raises ``WorkerLost``."""
+        deadline = time.monotonic() + timeout
+        exit_code, signal_number, elapsed, timed_out, overflow, total, report_size, output_size = REPLY.unpack(
+            self._read(REPLY.size, deadline)
+        )
+        if report_size + output_size > MAX_REPLY:
             raise WorkerLost("sandbox worker sent a malformed reply")
-        header = json.loads(self._read(size, deadline))
-        extra = int(header.get("report_bytes", 0)) + int(header.get("output_bytes", 0))
-        return header, self._read(extra, deadline) if extra else b""
+        blob = self._read(report_size + output_size, deadline)
+        self.unanswered -= 1
+        return Reply(
+            None if exit_code < 0 else exit_code,
+            None if signal_number < 0 else signal_number,
+            elapsed,
+            timed_out,
+            overflow,
+            total,
+            blob[:report_size],
+            blob[report_size:],
+        )
 
     def _read(self, size: int, deadline: float) -> bytes:
         """``size`` bytes of the worker's replies. Reads what is there, up to 64 KiB at a time

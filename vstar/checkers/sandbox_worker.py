@@ -6,14 +6,14 @@ as a plain process (``--mode rlimits``), with
     python -s -S -B -c BOOT <size of its code> --mode bwrap|rlimits [--drop-uid N] [--cpu N]
 
 sends it its code and that of its sibling modules, compiled (BOOT reads and runs it),
-and then talks to it over stdin/stdout in frames (4-byte big-endian length, then a
-marshalled job, or a JSON reply header: see ``sandbox_client``). For
+and then talks to it over stdin/stdout: it answers ``READY`` once started, then reads
+jobs (4-byte big-endian length, then the marshalled job) and answers each. For
 each job the worker compiles the program (``sandbox_runner.prepare``), forks a child
 that sets its limits and runs ``sandbox_runner.run``, watches the child's output
 pipe, report pipe and exit, kills it at the wall-clock deadline, then kills every
 process the program left behind and wipes the scratch directories, so nothing of one
-program survives into the next. Reply: a JSON header, then the raw report bytes, then
-the first bytes of the program's output.
+program survives into the next. Reply: a fixed ``REPLY`` header, then the raw report
+bytes, then the first bytes of the program's output.
 
 Cost per program is mostly the fork and the pages the child then writes (each is
 copied): work that needs no program code (compiling, the guard, the builtins
@@ -25,7 +25,6 @@ every other process in the sandbox.
 """
 
 import gc
-import json
 import marshal
 import os
 import resource
@@ -43,6 +42,10 @@ PRELOAD = (
     "math", "operator", "re", "string", "typing", "binascii", "marshal",
 )
 cleanup = None  # the loaded sandbox_cleanup module (set by main)
+READY = b"vstar sandbox worker: ready\n"
+# exit code, signal (each -1 where there is none), elapsed seconds, timed out, report overflow,
+# output bytes in all, then the sizes of the report and of the kept output, which follow it
+REPLY = struct.Struct(">iid??QII")
 CHUNK = 1 << 16
 REPORT_LIMIT = 64 << 20  # bytes of report before the child is stopped
 KILL_GRACE = 2.0  # seconds to wait for pipes to close after everything is killed
@@ -81,14 +84,13 @@ def main(argv: list) -> None:
     worker.rehearse_limits()
     gc.collect()
     gc.freeze()  # the children's garbage collector then leaves the shared pages alone (fewer copies)
-    _send(channel_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid()}, b"")
+    _write_all(channel_out, READY)
     try:
         while True:
             job = _receive(channel_in)
             if job is None:
                 break
-            header, blob = worker.run(job)
-            _send(channel_out, header, blob)
+            _write_all(channel_out, worker.run(job))
     finally:
         worker.close()
 
@@ -135,9 +137,7 @@ def _load_runner() -> types.ModuleType:
 # ------------------------------------------------------------------ framing
 
 
-def _send(fd: int, header: dict, blob: bytes) -> None:
-    data = json.dumps(header).encode()
-    data = struct.pack(">I", len(data)) + data + blob
+def _write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]
 
@@ -184,7 +184,8 @@ class Worker:
                 if cleanup.tracks_entries(path):
                     self.empty_state[path] = cleanup.directory_state(path)
 
-    def run(self, job: dict):
+    def run(self, job: dict) -> bytes:
+        """Run one job; the reply (see ``REPLY``)."""
         limits = job["limits"]
         if limits["memory"] != self.compile_memory:  # compiling a program
             _lower_limit(resource.RLIMIT_AS, int(limits["memory"]), soft_only=True)
@@ -206,17 +207,18 @@ class Worker:
         exit_code, signal_number = cleanup.decode_status(self._kill_leftovers(pid, watch.exited))
         watch.drain(time.monotonic() + KILL_GRACE)
         self._clean(workdir)
-        header = {
-            "exit_code": exit_code,
-            "signal": signal_number,
-            "timed_out": watch.timed_out,
-            "report_overflow": watch.report_overflow,
-            "elapsed": time.monotonic() - started,
-            "output_total": watch.output_total,
-            "report_bytes": len(watch.report),
-            "output_bytes": len(watch.output),
-        }
-        return header, bytes(watch.report) + bytes(watch.output)
+        report, output = watch.report, watch.output
+        header = REPLY.pack(
+            -1 if exit_code is None else exit_code,
+            -1 if signal_number is None else signal_number,
+            time.monotonic() - started,
+            watch.timed_out,
+            watch.report_overflow,
+            watch.output_total,
+            len(report),
+            len(output),
+        )
+        return header + report + output
 
     def _child(self, prepared: dict, limits: dict, workdir: str, out_w: int, report_w: int) -> None:
         try:
