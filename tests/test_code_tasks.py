@@ -208,8 +208,8 @@ def test_verdicts_are_decided_outside_from_the_reported_values():
 
     nonce = "ab" * 16
 
-    def line(record: list, key: str = nonce) -> bytes:  # as the runner writes it
-        body = json.dumps(record, separators=(",", ":"))[1:-1].encode()
+    def line(record: list, key: str = nonce) -> bytes:  # as the runner writes it, one record a line
+        body = json.dumps(record, separators=(",", ":")).encode()
         return b'["' + report_tag(key.encode(), body) + b'",' + body + b"]"
 
     genuine = [
@@ -219,7 +219,7 @@ def test_verdicts_are_decided_outside_from_the_reported_values():
     ]
     forged = [
         line(["end", 1, "ok", ""], key="f" * 32),  # tagged with another key
-        b'["' + nonce.encode() + b'","end",1,"ok",""]',  # the nonce itself is no tag
+        b'["' + nonce.encode() + b'",["end",1,"ok",""]]',  # the nonce itself is no tag
         line(["end", 1, "failed", "AssertionError"]).replace(b'"failed"', b'"ok"'),  # changed after tagging
         line(["check", 1, "cmp", "==", ["i", "1"], ["i", "2"]]).replace(b'["i","2"]', b'["i","1"]'),
     ]
@@ -232,9 +232,12 @@ def test_verdicts_are_decided_outside_from_the_reported_values():
         return b'["' + report_tag(nonce.encode(), body) + b'",' + body + b"]"
 
     # a tagged body that is not JSON (the runner never writes one) costs only itself
-    assert _parse_report(b"\n".join([line(genuine[0]), tagged(b'"end",0,'), line(genuine[2])]), nonce) == [
+    assert _parse_report(b"\n".join([line(genuine[0]), tagged(b'["end",0,'), line(genuine[2])]), nonce) == [
         genuine[0], genuine[2]
     ]
+    several = json.dumps(genuine, separators=(",", ":"))[1:-1].encode()  # a fast run: one line
+    assert _parse_report(tagged(several) + b"\n", nonce) == genuine
+    assert _parse_report(tagged(several.replace(b'"ok"', b'"no"')).replace(b'"no"', b'"ok"'), nonce) == []
     verdict = verdict_from_run(RunResult(records=records, exit_code=0), 2, 5.0)
     assert verdict.status == "failed" and verdict.tests == ("failed", "not_run")
     assert verdict_from_run(RunResult(records=records[:2], exit_code=0), 1, 5.0).status == "error"  # no "done"

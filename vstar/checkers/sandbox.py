@@ -316,24 +316,25 @@ class Sandbox:
 
 
 def _parse_report(report: bytes, nonce: str) -> list[list]:
-    """The records whose tag matches (see ``sandbox_runner``), without it; the rest is ignored."""
+    """The records of the report's lines whose tag matches (see ``sandbox_runner``); the rest
+    is ignored."""
     key, bodies = nonce.encode(), []
     for line in report.split(b"\n"):
         body = line[36:-1]  # after '["' + 32 hex digits + '",'
         if line[:2] == b'["' and line[34:36] == b'",' and line[-1:] == b"]" and line[2:34] == report_tag(key, body):
             bodies.append(body)
-    try:  # all at once (one decode costs about what seven small ones do)
-        records = json.loads(b"[[" + b"],[".join(bodies) + b"]]") if bodies else []
-    except (ValueError, RecursionError):  # a tagged record that is not JSON: keep the others
-        records = [record for record in map(_decode_record, bodies) if record is not None]
-    return [record for record in records if record]
+    try:  # all lines at once
+        records = json.loads(b"[" + b",".join(bodies) + b"]") if bodies else []
+    except (ValueError, RecursionError):  # a tagged line that is not JSON: keep the others
+        records = [record for body in bodies for record in _decode_line(body)]
+    return [record for record in records if type(record) is list and record]
 
 
-def _decode_record(body: bytes) -> list | None:
+def _decode_line(body: bytes) -> list:
     try:
         return json.loads(b"[" + body + b"]")
     except (ValueError, RecursionError):
-        return None
+        return []
 
 
 # ------------------------------------------------------------------ the worker command

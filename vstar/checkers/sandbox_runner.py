@@ -6,19 +6,20 @@ patches ``builtins`` cannot change how the runner behaves. The worker sets
 ``sandbox_values`` to the loaded ``sandbox_values`` module, calls ``install_guard``
 and ``rehearse`` once, ``prepare(job)`` before each fork and ``run(prepared)`` in the child.
 
-The report goes to a pipe that the worker reads and hands to the harness, one JSON
-line per record, each starting with a tag: a BLAKE2b MAC of the rest of the line keyed
-with the job's random nonce (``report_tag``):
+The report goes to a pipe that the worker reads and hands to the harness, as JSON lines
+``["<tag>", record, record, ...]``: each write is one line (a fast run's whole report is
+one), tagged with a BLAKE2b MAC of the rest of the line keyed with the job's random nonce
+(``report_tag``). The records:
 
-    ["<tag>", "check", test, kind, ...]   a value an assert checked (compared again outside)
-    ["<tag>", "end", test, status, why]   a test returned: status ok / failed / error
-    ["<tag>", "load", why]                the setup or the program did not compile or raised
-    ["<tag>", "done"]                     the runner finished (the child exits right after)
+    ["check", test, kind, ...]   a value an assert checked (compared again outside)
+    ["end", test, status, why]   a test returned: status ok / failed / error
+    ["load", why]                the setup or the program did not compile or raised
+    ["done"]                     the runner finished (the child exits right after)
 
 The program can write to the pipe too (it runs in the same process), and a thread of it
-can even land bytes inside a long record while the pipe is full; a record whose tag does
-not match its bytes is dropped outside. Keeping the nonce away from the program is what
-makes the report trustworthy, so:
+can even land bytes inside a long line while the pipe is full; a line whose tag does not
+match its bytes is dropped outside, records and all (the program only fails itself).
+Keeping the nonce away from the program is what makes the report trustworthy, so:
   - the nonce and the pipe live only inside two generators (their frames are
     reachable only through ``gi_frame``, which the guard blocks);
   - tests arrive compiled (``vstar.checkers.assert_rewrite``) and the checker they call
@@ -169,7 +170,7 @@ def _flush(streams) -> None:
 
 
 def report_tag(key: bytes, body: bytes) -> bytes:
-    """The tag of one report record: a MAC of its JSON ``body`` keyed with the job's nonce."""
+    """The tag of one report line: a MAC of its records' JSON ``body`` keyed with the job's nonce."""
     return _blake2b(body, key=key, digest_size=16).hexdigest().encode()
 
 
@@ -179,20 +180,26 @@ def _channels(report_fd: int, nonce: str):
     tag = report_tag
     to_json = sandbox_values.to_json
     current_test = [-1]
-    pending = bytearray()  # records not yet written (each write wakes the worker: write few)
+    pending = []  # records not yet written (each write wakes the worker: write few)
+    pending_size = [0]
     last_flush = [_monotonic()]
 
     def write(body: str) -> None:
-        """Queue one record; ``body`` is its JSON text without the brackets and tag."""
-        data = body.encode()
-        pending.extend(b'["' + tag(key, data) + b'",' + data + b"]\n")
-        if len(pending) > _FLUSH_BYTES:
+        """Queue one record; ``body`` is its JSON text without the brackets."""
+        pending.append(body)
+        pending_size[0] += len(body)
+        if pending_size[0] > _FLUSH_BYTES:
             flush()
 
     def flush() -> None:
-        data = bytes(pending)
+        """Write the queued records as one tagged line."""
+        if not pending:
+            return
+        data = ("[" + "],[".join(pending) + "]").encode()
         del pending[:]
+        pending_size[0] = 0
         last_flush[0] = _monotonic()
+        data = b'["' + tag(key, data) + b'",' + data + b"]\n"
         while data:
             data = data[_write(report_fd, data):]
 
