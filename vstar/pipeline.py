@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from vstar import __version__
 from vstar.config import Config, dump_yaml
 from vstar.errors import VstarError
+from vstar.models.pretrained import resolve_model
 from vstar.rundir import (
     RunDir,
     clear_marker,
@@ -141,7 +142,7 @@ def _train_sft(config: Config, run: RunDir, task: Task, data: dict) -> tuple[str
     embedded = config.model.base == "embedded"
     _stage(run, "base", {"settings": _settings(config, "model"), "seed": seed},
            lambda: {"path": stages.prepare_base(config, run)}, [run.base] if embedded else [])
-    base_path = str(run.base) if embedded else config.model.base
+    base_path = str(run.base) if embedded else resolve_model(config.model.base)
     sft_inputs = {"G_base": stages.model_identity(base_path), "D_SFT": data["sft"],
                   "settings": _fields(config, "generator", *TRAINING), "seed": seed}
     _stage(run, "sft", sft_inputs, lambda: stages.train_generator(

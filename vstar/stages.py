@@ -38,7 +38,9 @@ TRAINING_KEY_FILE = ".vstar_training_key"
 def prepare_base(config: Config, run: RunDir) -> str:
     """G_base: build and save the tiny model for 'embedded', else the configured path/hub id."""
     if config.model.base != "embedded":
-        return config.model.base
+        from vstar.models.pretrained import resolve_model
+
+        return resolve_model(config.model.base)
     from vstar.models.tiny import TinyModelSpec, build_tiny_model
 
     spec = TinyModelSpec(
