@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vstar.checkers.assert_rewrite import compile_test, pair_code
+from vstar.sandbox.assert_rewrite import compile_test, pair_code
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 

@@ -10,10 +10,10 @@ from textwrap import dedent
 
 import pytest
 
-from vstar.checkers.assert_rewrite import compile_test, rewrite_test
 from vstar.checkers.code import check_programs
-from vstar.checkers.sandbox_runner import _load_test, execute_test
 from vstar.errors import VstarError
+from vstar.sandbox.assert_rewrite import compile_test, rewrite_test
+from vstar.sandbox.runner import _load_test, execute_test
 from vstar.tasks import get_task
 from vstar.tasks.humaneval import truncate_completion
 from vstar.tasks.mbpp import clean_completion
@@ -174,15 +174,15 @@ def test_rewritten_asserts_report_their_values():
 
 
 def test_the_rehearsal_runs_each_kind_of_test_and_puts_main_back(monkeypatch):
-    from vstar.checkers import sandbox_runner, sandbox_values
     from vstar.checkers.code import verdict_from_run
-    from vstar.checkers.sandbox import RunResult, _parse_report, rehearsal_job
+    from vstar.sandbox import runner, values
+    from vstar.sandbox.harness import RunResult, _parse_report, rehearsal_job
 
-    monkeypatch.setattr(sandbox_runner, "sandbox_values", sandbox_values)  # as the worker sets it
+    monkeypatch.setattr(runner, "values", values)  # as the worker sets it
     main = sys.modules["__main__"]
     read, write = os.pipe()
     try:
-        sandbox_runner.rehearse(rehearsal_job(), write, times=1)  # here, in pytest: the guard stays disarmed
+        runner.rehearse(rehearsal_job(), write, times=1)  # here, in pytest: the guard stays disarmed
     finally:
         os.close(write)
     with os.fdopen(read, "rb") as pipe:
@@ -202,9 +202,8 @@ def test_bad_tests_and_lengths_are_refused():
 
 def test_verdicts_are_decided_outside_from_the_reported_values():
     from vstar.checkers.code import verdict_from_run
-    from vstar.checkers.sandbox import RunResult, _parse_report
-
-    from vstar.checkers.sandbox_runner import report_tag
+    from vstar.sandbox.harness import RunResult, _parse_report
+    from vstar.sandbox.runner import report_tag
 
     nonce = "ab" * 16
 

@@ -22,10 +22,10 @@ import pytest
 from sandbox_programs import CORRECT, FORGER, LEFT_BEHIND, TESTS, TIMEOUT, clean_around, run, sandbox_processes
 
 from vstar.checkers.code import CodeChecker, check_programs
-from vstar.checkers.sandbox import Sandbox
-from vstar.checkers.sandbox_client import PROGRAM_ENV
-from vstar.checkers.sandbox_values import Opaque, compare, decode, encode_json
 from vstar.errors import VstarError
+from vstar.sandbox import Sandbox
+from vstar.sandbox.client import PROGRAM_ENV
+from vstar.sandbox.values import Opaque, compare, decode, encode_json
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import time
 import pytest
 from sandbox_programs import CORRECT, TESTS, process_parents
 
-from vstar.checkers.assert_rewrite import compile_test
 from vstar.checkers.code import CodeChecker
-from vstar.checkers.sandbox import PIPELINE_BYTES, RunResult, _worker_cpus
 from vstar.errors import VstarError
+from vstar.sandbox.assert_rewrite import compile_test
+from vstar.sandbox.harness import PIPELINE_BYTES, RunResult, _worker_cpus
 
 
 def started_checker(workers: int) -> CodeChecker:

@@ -8,8 +8,8 @@ import pytest
 from sandbox_programs import CORRECT, FORGER, LEFT_BEHIND, TESTS, TIMEOUT, clean_around
 
 from vstar.checkers.code import CodeChecker, check_programs
-from vstar.checkers.sandbox_client import PROGRAM_ENV
 from vstar.errors import VstarError
+from vstar.sandbox.client import PROGRAM_ENV
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_missing_bwrap_is_refused_with_a_clear_message():
 
 
 def test_rlimits_mode_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="vstar.checkers.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="vstar.sandbox.harness"):
         verdicts = check_programs([CORRECT], [TESTS], [""], {"isolation": "rlimits", "workers": 1})
     assert verdicts[0].correct
     assert any("WITHOUT bubblewrap" in record.message for record in caplog.records)

@@ -1,1 +1,2 @@
-"""Checkers: math answer extraction and equivalence (with a worker pool), and the code sandbox."""
+"""Checkers: math answer extraction and equivalence (with a worker pool), and the verdicts on
+programs from what the code sandbox (``vstar.sandbox``) reports."""

@@ -9,7 +9,7 @@ How a test is judged:
     HumanEval's ``check``) is rewritten before it reaches the sandbox: ``assert a OP b``
     (one comparison: == != < <= > >= in, not in, is, is not) sends ``a`` and ``b``,
     ``assert not x`` and ``assert x`` send ``x``, as plain values (exact built-in types;
-    see ``sandbox_values``). They are compared again here, so a program object whose
+    see ``vstar.sandbox.values``). They are compared again here, so a program object whose
     ``__eq__`` or ``__bool__`` lies never passes; a value that is not plain fails the
     assert. ``is``/``is not`` against anything but None/True/False/... is identity,
     checked in the sandbox (identity cannot be faked);
@@ -32,10 +32,19 @@ from __future__ import annotations
 import signal
 from typing import Any, Mapping, Sequence
 
-from vstar.checkers.sandbox import SANDBOX_OPTION_KEYS, RunResult, Sandbox, SandboxOptions, sandbox_options
-from vstar.checkers.assert_rewrite import compile_test
-from vstar.checkers.sandbox_values import COMPARISONS, DecodeError, compare, decode
 from vstar.errors import VstarError
+from vstar.sandbox import (
+    COMPARISONS,
+    SANDBOX_OPTION_KEYS,
+    DecodeError,
+    RunResult,
+    Sandbox,
+    SandboxOptions,
+    compare,
+    compile_test,
+    decode,
+    sandbox_options,
+)
 from vstar.tasks.base import Verdict
 
 #: sandbox keys a code task accepts among its own options (None: the sandbox default)

@@ -50,7 +50,7 @@ class HumanEvalTask(Task):
       n_test:    keep the first n test problems (null: all 164). n_sft, n_query are
                  accepted for uniformity and have no effect.
       isolation, timeout, memory_mb, workers, bwrap_path, max_processes, file_size_mb,
-      output_kb: the code sandbox (``vstar.checkers.sandbox.SandboxOptions``).
+      output_kb: the code sandbox (``vstar.sandbox.SandboxOptions``).
 
     Ids: the data's ``task_id`` (``HumanEval/0`` ...). Prompt: the data's ``prompt``
     (imports, signature, docstring); the gold solution is ``canonical_solution``. The

@@ -67,7 +67,7 @@ class MBPPTask(Task):
                  MBPP reserves for prompting, so no train or test problem appears in a prompt.
       n_sft, n_query, n_test: keep the first n of each split (null: all).
       isolation, timeout, memory_mb, workers, bwrap_path, max_processes, file_size_mb,
-      output_kb: the code sandbox (``vstar.checkers.sandbox.SandboxOptions``; defaults:
+      output_kb: the code sandbox (``vstar.sandbox.SandboxOptions``; defaults:
                  bubblewrap, 5 s per program, 1024 MiB, one worker per CPU).
 
     Splits (the standard split by ``task_id``): sft = train ids 601-974 with the reference

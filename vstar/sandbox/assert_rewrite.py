@@ -23,7 +23,7 @@ import functools
 import marshal
 from typing import Any
 
-from vstar.checkers.sandbox_runner import CHECK_PLACEHOLDER
+from vstar.sandbox.runner import CHECK_PLACEHOLDER
 
 _OPERATORS = {
     ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",

@@ -1,6 +1,6 @@
 """The sandbox worker: a long-lived process that forks one fresh child per program.
 
-Standard library only. The harness (``sandbox.py``) starts it, inside bubblewrap or
+Standard library only. The harness (``harness.py``) starts it, inside bubblewrap or
 as a plain process (``--mode rlimits``), with
 
     python -s -S -B -c BOOT <size of its code> --mode bwrap|rlimits [--drop-uid N] [--cpu N]
@@ -8,8 +8,8 @@ as a plain process (``--mode rlimits``), with
 sends it its code and that of its sibling modules, compiled (BOOT reads and runs it),
 and then talks to it over stdin/stdout: it answers ``READY`` once started, then reads
 jobs (4-byte big-endian length, then the marshalled job) and answers each. For
-each job the worker compiles the program (``sandbox_runner.prepare``), forks a child
-that sets its limits and runs ``sandbox_runner.run``, watches the child's output
+each job the worker compiles the program (``runner.prepare``), forks a child
+that sets its limits and runs ``runner.run``, watches the child's output
 pipe, report pipe and exit, kills it at the wall-clock deadline, then kills every
 process the program left behind and wipes the scratch directories, so nothing of one
 program survives into the next. Reply: a fixed ``REPLY`` header, then the raw report
@@ -41,7 +41,7 @@ PRELOAD = (
     "array", "bisect", "cmath", "collections", "copy", "functools", "heapq", "itertools",
     "math", "operator", "re", "string", "typing", "binascii", "marshal",
 )
-cleanup = None  # the loaded sandbox_cleanup module (set by main)
+cleanup = None  # the loaded cleanup module (set by main)
 READY = b"vstar sandbox worker: ready\n"
 # exit code, signal (each -1 where there is none), elapsed seconds, timed out, report overflow,
 # output bytes in all, then the sizes of the report and of the kept output, which follow it
@@ -56,7 +56,7 @@ CHILD_LIMITS = (  # the limits each child sets (see Worker._set_limits)
 
 
 def main(argv: list) -> None:
-    os.environ.pop("LD_BIND_NOW", None)  # set by the harness for this process only (see sandbox_client)
+    os.environ.pop("LD_BIND_NOW", None)  # set by the harness for this process only (see client.py)
     mode = argv[argv.index("--mode") + 1]
     drop_uid = int(argv[argv.index("--drop-uid") + 1]) if "--drop-uid" in argv else None
     if "--cpu" in argv:  # this worker and its programs stay on one CPU (warm caches, no migrations)
@@ -74,7 +74,7 @@ def main(argv: list) -> None:
         __import__(name)
     runner = _load_runner()
     global cleanup
-    cleanup = _load_module("sandbox_cleanup")
+    cleanup = _load_module("cleanup")
     channel_in, channel_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
@@ -119,8 +119,8 @@ def _load_module(name: str) -> types.ModuleType:
     builtins (a program's patches miss it)."""
     import builtins
 
-    code = __boot__["modules"][name]  # noqa: F821 - set by the harness's BOOT (see sandbox.py)
-    module = types.ModuleType("_vstar_" + name)
+    code = __boot__["modules"][name]  # noqa: F821 - set by the harness's BOOT (see harness.py)
+    module = types.ModuleType("_vstar_sandbox_" + name)
     module.__dict__["__builtins__"] = dict(builtins.__dict__)
     module.__dict__["__file__"] = code.co_filename
     exec(code, module.__dict__)
@@ -128,8 +128,8 @@ def _load_module(name: str) -> types.ModuleType:
 
 
 def _load_runner() -> types.ModuleType:
-    runner = _load_module("sandbox_runner")
-    runner.sandbox_values = _load_module("sandbox_values")
+    runner = _load_module("runner")
+    runner.values = _load_module("values")
     runner.install_guard()
     return runner
 

@@ -3,7 +3,7 @@
 Standard library only: the sandbox worker loads this file by path (not as part of
 the ``vstar`` package) with a private copy of the builtins, so a program that
 patches ``builtins`` cannot change how the runner behaves. The worker sets
-``sandbox_values`` to the loaded ``sandbox_values`` module, calls ``install_guard``
+``values`` to the loaded ``values`` module, calls ``install_guard``
 and ``rehearse`` once, ``prepare(job)`` before each fork and ``run(prepared)`` in the child.
 
 The report goes to a pipe that the worker reads and hands to the harness, as JSON lines
@@ -22,7 +22,7 @@ match its bytes is dropped outside, records and all (the program only fails itse
 Keeping the nonce away from the program is what makes the report trustworthy, so:
   - the nonce and the pipe live only inside two generators (their frames are
     reachable only through ``gi_frame``, which the guard blocks);
-  - tests arrive compiled (``vstar.checkers.assert_rewrite``) and the checker they call
+  - tests arrive compiled (``vstar.sandbox.assert_rewrite``) and the checker they call
     is a *constant* of their code objects (a one-line ``assert a == b`` is checked by the
     runner itself, on the values of ``a`` and ``b``), not a name a program could rebind; they run
     with the builtins as they were before the program (a program's patches miss them);
@@ -44,7 +44,7 @@ import time
 import types
 from _blake2 import blake2b as _blake2b
 
-sandbox_values = None  # set by the worker to the loaded sandbox_values module
+values = None  # set by the worker to the loaded values module (values.py)
 
 CHECK_PLACEHOLDER = "__vstar_check__"  # asserts become "__vstar_check__".__call__((...)) calls
 _exit = os._exit
@@ -178,7 +178,7 @@ def _channels(report_fd: int, nonce: str):
     """Two capabilities over the report pipe: ``control`` for the runner, ``checker`` for tests."""
     key = nonce.encode()
     tag = report_tag
-    to_json = sandbox_values.to_json
+    to_json = values.to_json
     current_test = [-1]
     pending = []  # records not yet written (each write wakes the worker: write few)
     pending_size = [0]
@@ -232,7 +232,6 @@ def _channels(report_fd: int, nonce: str):
 
 def _check(request: tuple, test: int, write) -> bool:
     """Encode what an assert checks, report it, and say whether it holds. Never raises."""
-    values = sandbox_values
     head = '"check",' + int.__repr__(test) + ","
     try:
         kind = request[0]

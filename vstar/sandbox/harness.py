@@ -1,6 +1,6 @@
 """The code sandbox: run model-written programs isolated, many in parallel.
 
-``Sandbox`` keeps ``workers`` long-lived worker processes (``sandbox_worker.py``),
+``Sandbox`` keeps ``workers`` long-lived worker processes (``worker.py``),
 each inside its own bubblewrap sandbox:
 
   - no network (own network namespace), own PID / IPC / UTS / cgroup namespaces;
@@ -52,15 +52,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from vstar.checkers.assert_rewrite import compile_test
-from vstar.checkers.sandbox_client import WORKER_ENV, SandboxWorker, WorkerLost, frame
-from vstar.checkers.sandbox_runner import report_tag
+from vstar.sandbox.assert_rewrite import compile_test
+from vstar.sandbox.client import WORKER_ENV, SandboxWorker, WorkerLost, frame
+from vstar.sandbox.runner import report_tag
 from vstar.errors import VstarError
 
 log = logging.getLogger(__name__)
 
 ISOLATIONS = ("bwrap", "rlimits")
-SANDBOX_MODULES = ("sandbox_worker", "sandbox_runner", "sandbox_values", "sandbox_cleanup")
+WORKER_MODULES = ("worker", "runner", "values", "cleanup")  # the files of this package a worker runs
 PIPELINE_BYTES = 16 << 10  # larger jobs wait for the reply before them (no pipe can fill both ways)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The worker's code comes compiled (``worker_code``), on its stdin before any job, its size in
@@ -76,9 +76,9 @@ while len(data) < size:
         sys.exit("sandbox worker: its code did not arrive")
     data += chunk
 boot = marshal.loads(data)
-exec(boot["modules"]["sandbox_worker"], {"__name__": "__main__", "__boot__": boot})
+exec(boot["modules"]["worker"], {"__name__": "__main__", "__boot__": boot})
 """
-# The job each worker runs in itself once at start (``sandbox_runner.rehearse``): a passing
+# The job each worker runs in itself once at start (``runner.rehearse``): a passing
 # one-line ``assert a == b``, a failing one, one that raises, and asserts in the general form.
 REHEARSAL_PROGRAM = "def rehearsal(n):\n    return [n, n / 4, str(n), (n, None), {'key': [n, True]}, {n}]\n"
 REHEARSAL_TESTS = (
@@ -316,7 +316,7 @@ class Sandbox:
 
 
 def _parse_report(report: bytes, nonce: str) -> list[list]:
-    """The records of the report's lines whose tag matches (see ``sandbox_runner``); the rest
+    """The records of the report's lines whose tag matches (see ``runner``); the rest
     is ignored."""
     key, bodies = nonce.encode(), []
     for line in report.split(b"\n"):
@@ -345,7 +345,7 @@ def worker_code() -> bytes:
     """What a worker reads first, marshalled: the sandbox modules, compiled here (the worker
     runs this same interpreter), and the rehearsal job."""
     modules = {}
-    for name in SANDBOX_MODULES:
+    for name in WORKER_MODULES:
         path = Path(__file__).with_name(name + ".py")
         modules[name] = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
     return marshal.dumps({"modules": modules, "rehearsal": rehearsal_job()})

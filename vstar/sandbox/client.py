@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Callable, NamedTuple
 
-from vstar.checkers.sandbox_worker import READY, REPLY
+from vstar.sandbox.worker import READY, REPLY
 from vstar.errors import VstarError
 
 START_TIMEOUT_S = 60.0
