@@ -67,7 +67,8 @@ def ray_config(options: dict, workers: int):
 
 def start_ray(config, problems: list, completions: list[str]) -> float:
     """Start Ray and warm its workers (they import vstar and build the task); the seconds it took."""
-    from vstar.execution.ray_backend import check_with_ray, connect
+    from vstar.execution.ray_backend import check_with_ray
+    from vstar.execution.ray_connection import connect
 
     started = time.perf_counter()
     connect(config)

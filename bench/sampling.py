@@ -73,7 +73,7 @@ def prompts_for(count: int) -> list[str]:
 
 def timed_run(backend: str, model: str, prompts: list[str], params, args) -> tuple[float, float, int]:
     """(start-up seconds, generation seconds, generated tokens) for one backend."""
-    from vstar.sampling.base import make_sampler
+    from vstar.sampling import make_sampler
 
     started = time.perf_counter()
     sampler = make_sampler(backend, model, batch_size=args.batch_size, dtype=args.dtype)

@@ -15,7 +15,7 @@ from vstar.sampling.base import SamplingParams
 from vstar.tasks import get_task
 
 ray = pytest.importorskip("ray")
-from vstar.execution import ray_backend  # noqa: E402
+from vstar.execution import ray_backend, ray_connection, ray_sampling  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = {"n_sft": 12, "n_query": 12, "n_test": 4, "max_number": 9, "max_value": 30}
@@ -145,8 +145,8 @@ def test_ray_sampling_records_equal_local_records(local_ray, tiny_model):
     params = SamplingParams(n=3, temperature=1.0, top_p=0.95, max_new_tokens=12, stop=("\n\n",), seed=11)
     calls = [(prompts, params), (prompts[:2], SamplingParams(n=2, max_new_tokens=6, seed=12)), ([], params)]
     delivered = []
-    remote = ray_backend.generate_chunks_with_ray(ray_config(), tiny_model, calls, "test",
-                                                  on_call=lambda c, rows: delivered.append((c, rows)))
+    remote = ray_sampling.generate_chunks_with_ray(ray_config(), tiny_model, calls, "test",
+                                                   on_call=lambda c, rows: delivered.append((c, rows)))
     local_sampler = TransformersSampler(tiny_model, batch_size=4)
     local = [local_sampler.generate(call_prompts, call_params) for call_prompts, call_params in calls]
     assert remote == local
@@ -169,7 +169,7 @@ def test_ray_scores_equal_local_scores(local_ray, tiny_model):
 
 def test_connect_reuses_the_running_instance(local_ray):
     before = ray.get_runtime_context().get_node_id()
-    assert ray_backend.connect(ray_config()) is ray
+    assert ray_connection.connect(ray_config()) is ray
     assert ray.get_runtime_context().get_node_id() == before
 
 
@@ -205,4 +205,4 @@ def test_a_vllm_replica_needs_its_tensor_parallel_gpus(local_ray):
     config = from_dict({"sampling": {"backend": "vllm"},
                         "execution": {"backend": "ray", "gpus_per_worker": 1, "tensor_parallel_size": 2}})
     with pytest.raises(VstarError, match="execution.gpus_per_worker"):
-        ray_backend.generate_chunks_with_ray(config, "unused", [(["p"], SamplingParams())])
+        ray_sampling.generate_chunks_with_ray(config, "unused", [(["p"], SamplingParams())])

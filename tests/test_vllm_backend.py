@@ -14,7 +14,8 @@ import json
 import pytest
 
 from vstar.errors import VstarError
-from vstar.sampling.base import SamplingParams, make_sampler
+from vstar.sampling import make_sampler
+from vstar.sampling.base import SamplingParams
 from vstar.sampling.vllm_backend import adapter_base, lora_rank_limit, prompt_batches, prompt_seed
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None

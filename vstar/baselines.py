@@ -15,9 +15,13 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+from vstar import stages
 from vstar.config import Config
+from vstar.evaluation.stage import sample_candidates, score_candidates
+from vstar.evaluation.tables import rft_curves
 from vstar.rundir import RunDir, read_jsonl, replace_dir, write_jsonl
 from vstar.tasks import Task
+from vstar.training.genrm import train_genrm
 
 
 def rft_dir(run: RunDir) -> Path:
@@ -26,8 +30,6 @@ def rft_dir(run: RunDir) -> Path:
 
 def rft_samples(config: Config, run: RunDir, task: Task) -> dict:
     """iterations x k samples per query problem from G_SFT: iteration 1's k, plus the rest drawn now."""
-    from vstar import stages
-
     folder = rft_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
     query = task.problems("query")
@@ -58,8 +60,6 @@ def _joined(folder: Path) -> list[dict]:
 
 def rft_generator(config: Config, run: RunDir, task: Task, base_path: str) -> dict:
     """G_RFT: SFT from G_base on D_SFT + the distinct correct RFT samples."""
-    from vstar import stages
-
     examples = stages.gold_examples(task)
     seen: dict[str, set] = defaultdict(set)
     for record in _joined(rft_dir(run)):
@@ -71,8 +71,6 @@ def rft_generator(config: Config, run: RunDir, task: Task, base_path: str) -> di
 
 def verifier_1iter(config: Config, run: RunDir, task: Task) -> dict:
     """V-STaR[1 iter]: DPO from G_SFT on pairs from D_SFT + the RFT samples."""
-    from vstar import stages
-
     data = stages.gold_records(task) + _joined(rft_dir(run))
     return stages.train_verifier_on(config, run, data, run.root / "verifier_1iter")
 
@@ -95,9 +93,7 @@ def classifier_examples(config: Config, data: list[dict]) -> list[dict]:
 
 def train_classifier_verifier(config: Config, run: RunDir, task: Task, kind: str) -> dict:
     """Train the ORM or the GenRM verifier on D_VER (the DPO verifier's labeled samples)."""
-    from vstar import stages
-    from vstar.training.genrm import train_genrm
-    from vstar.training.orm import train_orm
+    from vstar.training.orm import train_orm  # lazy: torch
 
     data = stages.verifier_data(task, run, range(1, config.run.iterations + 1))
     examples = classifier_examples(config, data)
@@ -115,7 +111,7 @@ def train_classifier_verifier(config: Config, run: RunDir, task: Task, kind: str
 
 def score_with_classifiers(config: Config, run: RunDir, eval_dir: Path) -> dict:
     """ORM P(correct) and GenRM P(Yes) for G_T's candidates -> eval/classifier_scores.jsonl."""
-    from vstar.scoring.classifiers import orm_probabilities, yes_probabilities
+    from vstar.scoring.classifiers import orm_probabilities, yes_probabilities  # lazy: torch
 
     candidates = [c for c in read_jsonl(eval_dir / "candidates.jsonl") if c["source"] == "final"]
     prompts = [c["prompt"] for c in candidates]
@@ -133,15 +129,16 @@ def score_with_classifiers(config: Config, run: RunDir, eval_dir: Path) -> dict:
     return {"scored": len(records), "columns": sorted(columns)}
 
 
-def evaluate_baselines(config: Config, run: RunDir, task: Task, eval_dir: Path) -> tuple[dict, dict]:
+def enabled(config: Config) -> bool:
+    """Whether any baseline is evaluated (RFT, ORM or GenRM)."""
+    return any((config.baselines.rft, config.baselines.orm, config.baselines.genrm))
+
+
+def evaluate_baselines(config: Config, run: RunDir, task: Task, eval_dir: Path) -> dict:
     """Score G_T's candidates with ORM/GenRM, and evaluate G_RFT (+ V-STaR[1 iter]) in ``<eval_dir>_rft``.
 
-    Returns the extra curves for the metrics and a compute summary.
+    Returns a compute summary, with the extra curves for the metrics under "curves".
     """
-    from vstar.evaluation.stage import sample_candidates, score_candidates
-    from vstar.evaluation.tables import rft_curves
-    from vstar.stages import label
-
     summary: dict = {}
     if config.baselines.orm or config.baselines.genrm:
         summary.update(score_with_classifiers(config, run, eval_dir))
@@ -153,8 +150,8 @@ def evaluate_baselines(config: Config, run: RunDir, task: Task, eval_dir: Path) 
         verifier = str(run.root / "verifier_1iter") if config.baselines.vstar_1iter else None
         part = sample_candidates(config, run, task, generator, rft_eval, include_sft=False)
         summary["tokens_sampled_rft"] = part["tokens_sampled_final"]
-        label(config, task, task.problems("test"), rft_eval / "candidates.jsonl", rft_eval / "labels.jsonl")
+        stages.label(config, task, task.problems("test"), rft_eval / "candidates.jsonl", rft_eval / "labels.jsonl")
         score_candidates(config, run, generator, verifier, rft_eval)
         curves = rft_curves(read_jsonl(rft_eval / "candidates.jsonl"), read_jsonl(rft_eval / "labels.jsonl"),
                             read_jsonl(rft_eval / "scores.jsonl"), config)
-    return curves, summary
+    return {**summary, "curves": curves}

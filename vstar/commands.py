@@ -246,8 +246,7 @@ def _read_records(path: str, fields: tuple[str, ...]) -> list[dict]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from vstar.evaluation.stage import evaluate_run
-    from vstar.pipeline import transfer_config
+    from vstar.pipeline import evaluate_run, transfer_config
     from vstar.report.text import format_table
 
     run = RunDir(args.run)

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from vstar import __version__
+from vstar import __version__, baselines, stages
 from vstar.config import Config, dump_yaml
 from vstar.errors import VstarError
+from vstar.evaluation import stage as ev
 from vstar.models.pretrained import resolve_model
 from vstar.rundir import (
     RunDir,
@@ -106,8 +107,6 @@ def task_inputs(task: Task, splits: Sequence[str] = ("sft", "query", "test")) ->
 def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
     """The whole V-STaR run. Returns the evaluation metrics. ``task``: the configured task, if
     the caller built it already."""
-    from vstar import stages
-
     remove_stray_temp_files(run.root)
     _write_config(config, run)
     task = task or get_task(config.task.name, config.task.options)
@@ -136,8 +135,6 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
 
 def _train_sft(config: Config, run: RunDir, task: Task, data: dict) -> tuple[str, str]:
     """G_base (built for 'embedded') and G_SFT. Returns G_base's path and the sft stage's key."""
-    from vstar import stages
-
     seed = config.run.seed
     embedded = config.model.base == "embedded"
     _stage(run, "base", {"settings": _settings(config, "model"), "seed": seed},
@@ -156,8 +153,6 @@ def _iteration_files(run: RunDir, iterations: Sequence[int]) -> list[Path]:
 
 def _iterate(config: Config, run: RunDir, task: Task, data: dict, base_path: str) -> None:
     """The T iterations: sample from G_{t-1}, label, retrain G_t from G_base on D_GEN."""
-    from vstar import stages
-
     seed = config.run.seed
     query = task.problems("query")
     for t in range(1, config.run.iterations + 1):
@@ -185,8 +180,6 @@ def _iterate(config: Config, run: RunDir, task: Task, data: dict, base_path: str
 
 def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines_key: str) -> None:
     """Evaluation as four resumable stages: candidates, labels, scores, metrics (+ baselines)."""
-    from vstar.evaluation import stage as ev
-
     final, out = run.generator(config.run.iterations), run.eval
     files = {name: out / f"{name}.jsonl" for name in ("candidates", "labels", "scores")}
     compute: dict = {}
@@ -203,11 +196,11 @@ def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines
         "settings": _fields(config, "model.dtype", "execution.backend"),
     }, lambda: ev.score_candidates(config, run, str(final), str(run.verifier), out), [files["scores"]]))
     extra_curves = None
-    if ev.baselines_enabled(config):
+    if baselines.enabled(config):
         summary = _stage(run, "eval.baselines", {
             "candidates": files["candidates"], "baselines": baselines_key,
             "settings": _fields(config, "eval", "baselines", *SAMPLING),
-        }, lambda: ev.evaluate_baselines(config, run, task, out))
+        }, lambda: baselines.evaluate_baselines(config, run, task, out))
         extra_curves = summary.get("curves")
         compute.update({k: v for k, v in summary.items() if k != "curves"})
     compute.pop("seconds", None)
@@ -218,6 +211,19 @@ def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines
         [out / "metrics.json"])
 
 
+def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
+    """All of evaluation in one go (``vstar evaluate``, transfer tasks): candidates, labels,
+    scores (+ the baselines'), then metrics, written into ``out_dir``."""
+    summary = ev.sample_candidates(config, run, task, final_generator, out_dir)
+    summary.update(ev.label_candidates(config, task, out_dir))
+    summary.update(ev.score_candidates(config, run, final_generator, verifier, out_dir))
+    extra_curves = None
+    if baselines.enabled(config):
+        summary.update(baselines.evaluate_baselines(config, run, task, out_dir))
+        extra_curves = summary.pop("curves")
+    return ev.write_metrics(config, out_dir, summary, extra_curves)
+
+
 def transfer_config(config: Config, name: str, options: dict) -> Config:
     """``config`` with another task in place of the trained one (for its test split)."""
     task = dataclasses.replace(config.task, name=name, options=dict(options))
@@ -226,8 +232,6 @@ def transfer_config(config: Config, name: str, options: dict) -> Config:
 
 def _transfer(config: Config, run: RunDir, name: str, task: Task, baselines_key: str) -> None:
     """Evaluate G_T + V on another task's test split (eval.transfer) -> eval_<task>/metrics.json."""
-    from vstar.evaluation.stage import evaluate_run
-
     other = transfer_config(config, name, config.eval.transfer[name] or {})
     final, out = run.generator(config.run.iterations), run.root / f"eval_{name}"
     _stage(run, f"transfer.{name}", {
@@ -240,8 +244,6 @@ def _transfer(config: Config, run: RunDir, name: str, task: Task, baselines_key:
 
 def _run_baselines(config: Config, run: RunDir, task, base_path: str, sft_key: str, labels_keys: list[str]) -> str:
     """RFT, V-STaR[1 iter], ORM and GenRM, as enabled in ``config.baselines``; returns their joint key."""
-    from vstar import baselines
-
     enabled = config.baselines
     keys = []
     if enabled.rft:

@@ -1,19 +1,24 @@
 """The stages of Algorithm 1. Each reads and writes files in the run directory.
 
 ``pipeline.py`` calls these in order and handles resume; the CLI's stage
-commands call them one at a time.
+commands call them one at a time. A stage chooses where its work runs: in this process,
+or on Ray (``execution.backend``, ``vstar.execution``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from vstar.config import Config
+from vstar.errors import VstarError
+from vstar.execution.ray_backend import check_with_ray, score_with_ray
+from vstar.execution.ray_sampling import generate_chunks_with_ray
 from vstar.rundir import (
     RunDir,
     append_jsonl,
@@ -28,6 +33,7 @@ from vstar.rundir import (
 from vstar.sampling import make_sampler
 from vstar.sampling.base import SamplingParams
 from vstar.tasks import Problem, Task
+from vstar.training.pairs import build_pairs, split_heldout
 
 log = logging.getLogger("vstar")
 
@@ -38,10 +44,10 @@ TRAINING_KEY_FILE = ".vstar_training_key"
 def prepare_base(config: Config, run: RunDir) -> str:
     """G_base: build and save the tiny model for 'embedded', else the configured path/hub id."""
     if config.model.base != "embedded":
-        from vstar.models.pretrained import resolve_model
+        from vstar.models.pretrained import resolve_model  # lazy: transformers
 
         return resolve_model(config.model.base)
-    from vstar.models.tiny import TinyModelSpec, build_tiny_model
+    from vstar.models.tiny import TinyModelSpec, build_tiny_model  # lazy: transformers
 
     spec = TinyModelSpec(
         hidden_size=config.model.tiny_hidden_size,
@@ -62,7 +68,7 @@ def train_generator(config: Config, base_path: str, examples: list[dict], out_di
     A killed run leaves the temp dir with the trainer's checkpoints; the next call with the
     same inputs resumes from the last complete one.
     """
-    from vstar.training.sft import train_sft
+    from vstar.training.sft import train_sft  # lazy: torch
 
     key = fingerprint(model_identity(base_path), examples, dataclasses.asdict(config.generator), seed, config.model.dtype,
                       config.execution.num_processes)
@@ -218,8 +224,6 @@ def _sample_chunks(
             bar.update(len(new))
 
     if config.execution.backend == "ray":  # every chunk on one set of actors, kept in order as they finish
-        from vstar.execution.ray_backend import generate_chunks_with_ray
-
         generate_chunks_with_ray(config, model_path, calls, desc=desc, on_call=keep)
         return
     sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype,
@@ -239,8 +243,6 @@ def label(config: Config, task: Task, problems: Sequence[Problem], samples_file:
     checked = [by_id[s["problem_id"]] for s in samples]
     completions = [s["completion"] for s in samples]
     if config.execution.backend == "ray":
-        from vstar.execution.ray_backend import check_with_ray
-
         verdicts = check_with_ray(config, checked, completions)
     else:
         verdicts = task.check_many(checked, completions)
@@ -295,8 +297,7 @@ def train_verifier(config: Config, run: RunDir, task: Task, iterations: Sequence
 
 def train_verifier_on(config: Config, run: RunDir, labeled: list[dict], out_dir: Path) -> dict:
     """Pairs from labeled records -> DPO from G_SFT -> held-out pair accuracy."""
-    from vstar.training.dpo import train_dpo
-    from vstar.training.pairs import build_pairs, split_heldout
+    from vstar.training.dpo import train_dpo  # lazy: torch
 
     pairs, counts = build_pairs(labeled, config.verifier.max_pairs_per_problem, config.run.seed)
     if not pairs:
@@ -319,18 +320,23 @@ def train_verifier_on(config: Config, run: RunDir, labeled: list[dict], out_dir:
 
 
 def raise_no_pairs(counts: dict) -> None:
-    from vstar.errors import VstarError
-
     raise VstarError(
         f"verifier: no correct/incorrect pairs to train on ({counts}). Every problem's samples were all "
         "correct or all incorrect; sample more (sampling.k) or check the task's checker."
     )
 
 
+def scorer(config: Config) -> Callable:
+    """``completion_logprobs`` in this process, or fanned out over Ray workers when ``execution.backend`` is ray."""
+    if config.execution.backend == "ray":
+        return functools.partial(score_with_ray, config)
+    from vstar.scoring import completion_logprobs  # lazy: torch
+
+    return completion_logprobs
+
+
 def pair_accuracy(verifier_path: str, sft_path: str, pairs: list[dict], config: Config) -> dict:
     """How often V ranks the chosen completion above the rejected one, on held-out pairs."""
-    from vstar.scoring import scorer
-
     completion_logprobs = scorer(config)
     if not pairs:
         return {"pairs": 0}

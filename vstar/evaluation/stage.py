@@ -1,7 +1,8 @@
 """The evaluation stage: sample candidates on the test split, label, score, compute metrics.
 
 Each step reads the previous steps' files in ``out_dir`` and writes its own, so the
-pipeline runs them as separate resumable stages; ``evaluate_run`` runs them all.
+pipeline runs them as separate resumable stages; ``vstar.pipeline.evaluate_run`` runs them
+all, with the baselines' evaluation (``vstar.baselines``) between scores and metrics.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar.config import Config
+from vstar.evaluation.tables import compute_metrics, merge_scores
 from vstar.rundir import RunDir, read_jsonl, write_json, write_jsonl
+from vstar.stages import label, sample_records, scorer
 from vstar.tasks import Task
 
 #: candidate sources: the final generator G_T and, for the SFT baseline, G_SFT
@@ -24,8 +27,6 @@ def sample_candidates(
     Each source is sampled into ``candidates_<source>.partial.jsonl`` chunk by chunk, so a
     killed run resumes where it stopped; the partial files go once candidates.jsonl is written.
     """
-    from vstar.stages import sample_records
-
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = task.problems("test")
     records, summary, partials = [], {}, []
@@ -47,15 +48,11 @@ def sample_candidates(
 
 def label_candidates(config: Config, task: Task, out_dir: Path) -> dict:
     """Check every candidate -> labels.jsonl (one line per line of candidates.jsonl)."""
-    from vstar.stages import label
-
     return label(config, task, task.problems("test"), out_dir / "candidates.jsonl", out_dir / "labels.jsonl")
 
 
 def score_candidates(config: Config, run: RunDir, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
     """Log-likelihood of every G_T candidate under V, G_SFT and G_T -> scores.jsonl."""
-    from vstar.scoring import scorer
-
     completion_logprobs = scorer(config)
     candidates = [c for c in read_jsonl(out_dir / "candidates.jsonl") if c["source"] == "final"]
     args = ([c["prompt"] for c in candidates], [c["completion"] for c in candidates], [c["finished"] for c in candidates])
@@ -77,24 +74,9 @@ def score_candidates(config: Config, run: RunDir, final_generator: str, verifier
     return {"verifier_forward_tokens": verifier_tokens}
 
 
-def evaluate_baselines(config: Config, run: RunDir, task: Task, out_dir: Path) -> dict:
-    """The enabled baselines' evaluation (``vstar.baselines``): their summary, with their extra
-    curves under "curves"."""
-    from vstar.baselines import evaluate_baselines as run_baselines
-
-    curves, summary = run_baselines(config, run, task, out_dir)
-    return {**summary, "curves": curves}
-
-
-def baselines_enabled(config: Config) -> bool:
-    return any((config.baselines.rft, config.baselines.orm, config.baselines.genrm))
-
-
 def write_metrics(config: Config, out_dir: Path, compute: dict, extra_curves: dict | None = None) -> dict:
     """Metrics from candidates, labels and scores (plus classifier_scores.jsonl, if the baselines
     wrote one) -> metrics.json; ``compute`` is recorded in it."""
-    from vstar.evaluation.tables import compute_metrics, merge_scores
-
     scores = read_jsonl(out_dir / "scores.jsonl")
     classifier_scores = out_dir / "classifier_scores.jsonl"
     if (config.baselines.orm or config.baselines.genrm) and classifier_scores.exists():
@@ -107,14 +89,3 @@ def write_metrics(config: Config, out_dir: Path, compute: dict, extra_curves: di
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 
-
-def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
-    """All of evaluation, writing candidates/labels/scores/metrics into ``out_dir``."""
-    summary = sample_candidates(config, run, task, final_generator, out_dir)
-    summary.update(label_candidates(config, task, out_dir))
-    summary.update(score_candidates(config, run, final_generator, verifier, out_dir))
-    extra_curves = None
-    if baselines_enabled(config):
-        summary.update(evaluate_baselines(config, run, task, out_dir))
-        extra_curves = summary.pop("curves")
-    return write_metrics(config, out_dir, summary, extra_curves)

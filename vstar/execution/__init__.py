@@ -1,5 +1,6 @@
 """Where the heavy work runs: in this process (``execution.backend: local``) or on Ray (``ray``).
 
-``vstar.execution.ray_backend`` holds the Ray versions of sampling, labeling and scoring;
-it imports Ray only when used (optional extra ``vstar[ray]``).
+The Ray versions of sampling (``ray_sampling``), labeling and scoring (``ray_backend``),
+over one connection (``ray_connection``), which imports Ray only when used (optional extra
+``vstar[ray]``). The stages choose local or Ray; sampling, scoring and tasks know nothing of Ray.
 """

@@ -1,10 +1,6 @@
-"""Sampling, labeling and scoring fanned out over Ray (``execution.backend: ray``).
+"""Labeling and scoring fanned out over Ray (``execution.backend: ray``); sampling is in
+``ray_sampling.py``, the connection in ``ray_connection.py``.
 
-- Sampling (``vstar.execution.ray_sampling``): ``execution.num_workers`` actors, each
-  holding one model replica (the ``sampling.backend`` sampler) with
-  ``execution.gpus_per_worker`` GPUs. The work is cut into the batches the local sampler
-  would run (same rows, same seeds), dealt out round-robin, and put back in prompt order:
-  the samples equal the local ones for the same seed wherever the backend is deterministic.
 - Labeling: Ray tasks over chunks of (problem, completion) pairs, at most ``num_workers``
   in flight; each worker process builds the task from its name and options (once) and
   calls ``check_many``. A task whose worker dies is retried; a chunk that comes back with
@@ -12,50 +8,23 @@
 - Scoring: one Ray task per worker over a contiguous slice of the pairs, each calling
   ``completion_logprobs``.
 
-Ray is imported lazily (optional extra ``vstar[ray]``). ``connect`` reuses a running
-connection, joins the cluster at ``execution.address``, or starts a local instance.
+Ray is imported lazily (optional extra ``vstar[ray]``), by ``connect``.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
 from vstar.config import Config
 from vstar.errors import VstarError
+from vstar.execution.ray_connection import MAX_RETRIES, connect
+from vstar.tasks import get_task
 from vstar.tasks.base import Problem, Verdict
-
-log = logging.getLogger("vstar")
 
 #: labeling chunks per worker: smaller chunks balance load and make a retry cheaper
 CHUNKS_PER_WORKER = 4
-#: times Ray re-runs a task (or restarts an actor) whose worker process died
-MAX_RETRIES = 3
-
-
-def connect(config: Config):
-    """The ``ray`` module, connected: an existing connection, ``execution.address``, or a new local instance."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise VstarError(f"execution.backend=ray needs Ray: pip install 'vstar[ray]' ({exc}).") from None
-    if ray.is_initialized():
-        return ray
-    address = config.execution.address or None
-    # workers' output stays in Ray's session logs (/tmp/ray/session_latest/logs); errors still reach ray.get
-    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance needs no token
-        options["num_cpus"] = max(os.cpu_count() or 1, config.execution.num_workers)
-    try:
-        ray.init(address=address, **options)
-    except ConnectionError as exc:
-        raise VstarError(f"execution.address: cannot reach a Ray cluster at {address!r} ({exc}).") from None
-    log.info("Ray: %s", ray.cluster_resources())
-    return ray
 
 
 def split_evenly(items: Sequence, parts: int) -> list[list]:
@@ -81,16 +50,6 @@ def _gather(ray, futures: list, desc: str, unit: str, weights: Sequence[int]) ->
     return ray.get(futures)
 
 
-# ---------------------------------------------------------------- sampling
-
-
-def generate_chunks_with_ray(config: Config, model_path: str, calls, desc: str = "sampling", on_call=None):
-    """Several ``generate`` calls on one set of actors; see ``vstar.execution.ray_sampling``."""
-    from vstar.execution import ray_sampling
-
-    return ray_sampling.generate_chunks_with_ray(config, model_path, calls, desc, on_call)
-
-
 # ---------------------------------------------------------------- labeling
 
 
@@ -109,8 +68,6 @@ class _TaskCache:
     def get(cls, task_name: str, task_options: dict):
         import atexit
         import json
-
-        from vstar.tasks import get_task
 
         key = json.dumps([task_name, task_options], sort_keys=True, default=str)
         if cls.key != key:
@@ -208,7 +165,7 @@ def score_with_ray(
     desc: str = "scoring",
 ) -> tuple[list[float], list[int]]:
     """``completion_logprobs`` over ``num_workers`` Ray tasks, one contiguous slice of the pairs each."""
-    from vstar.scoring.logprobs import completion_logprobs
+    from vstar.scoring.logprobs import completion_logprobs  # lazy: torch
 
     if not len(prompts) == len(completions) == len(finished):
         raise VstarError(f"Ray scoring: {len(prompts)} prompts, {len(completions)} completions, {len(finished)} flags.")

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from vstar.config import Config
 from vstar.errors import VstarError
-from vstar.execution.ray_backend import MAX_RETRIES, connect
+from vstar.execution.ray_connection import MAX_RETRIES, connect
+from vstar.sampling import make_sampler
 from vstar.sampling.base import Completion, SamplingParams
 
 if TYPE_CHECKING:  # torch and transformers load only where sampling runs
@@ -34,9 +35,7 @@ class SamplerWorker:
 
     def __init__(self, backend: str, model_path: str, batch_size: int, dtype: str, tensor_parallel_size: int,
                  gpu_memory_utilization: float):
-        from transformers.utils import logging as transformers_logging
-
-        from vstar.sampling.base import make_sampler
+        from transformers.utils import logging as transformers_logging  # lazy: transformers
 
         transformers_logging.disable_progress_bar()  # the driver shows the progress
         self.sampler = make_sampler(backend, model_path, batch_size, dtype, tensor_parallel_size, gpu_memory_utilization)
@@ -51,11 +50,11 @@ class SamplerWorker:
 def sampling_plan(config: Config, num_prompts: int, params: SamplingParams) -> list[Batch]:
     """The batches of one call: the local sampler's own batches (transformers), or whole-prompt chunks (vLLM)."""
     if config.sampling.backend == "vllm":
-        from vstar.sampling.vllm_backend import prompt_batches
+        from vstar.sampling.vllm_backend import prompt_batches  # lazy: torch
 
         chunks = config.execution.num_workers * VLLM_BATCHES_PER_WORKER
         return prompt_batches(num_prompts, params.n, -(-num_prompts // chunks))
-    from vstar.sampling.hf import batch_plan
+    from vstar.sampling.hf import batch_plan  # lazy: torch
 
     return batch_plan(num_prompts, params.n, config.sampling.batch_size)
 

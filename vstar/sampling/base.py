@@ -6,8 +6,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
-from vstar.errors import VstarError
-
 
 @dataclass(frozen=True)
 class Completion:
@@ -46,31 +44,3 @@ class Sampler(ABC):
     def close(self) -> None:
         """Free the model (and the GPU) before the next stage."""
 
-
-def make_sampler(
-    backend: str,
-    model_path: str,
-    batch_size: int = 256,
-    dtype: str = "float32",
-    tensor_parallel_size: int = 1,
-    gpu_memory_utilization: float = 0.85,
-) -> Sampler:
-    """A sampler for ``sampling.backend``; the last two settings (``execution.*``) apply to vLLM only."""
-    if backend == "transformers":
-        from vstar.sampling.hf import TransformersSampler
-
-        return TransformersSampler(model_path, batch_size=batch_size, dtype=dtype)
-    if backend == "vllm":
-        try:
-            from vstar.sampling.vllm_backend import VLLMSampler
-        except ImportError as exc:
-            raise VstarError(
-                f"sampling.backend=vllm needs the optional extra: pip install 'vstar[vllm]' ({exc})."
-            ) from None
-        return VLLMSampler(
-            model_path,
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-        )
-    raise VstarError(f"sampling.backend: unknown backend {backend!r}; expected transformers or vllm.")
