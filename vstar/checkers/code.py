@@ -32,6 +32,7 @@ from __future__ import annotations
 import signal
 from typing import Any, Mapping, Sequence
 
+from vstar.checkers.verdict import Verdict
 from vstar.errors import VstarError
 from vstar.sandbox import (
     COMPARISONS,
@@ -45,7 +46,6 @@ from vstar.sandbox import (
     decode,
     sandbox_options,
 )
-from vstar.tasks.base import Verdict
 
 #: sandbox keys a code task accepts among its own options (None: the sandbox default)
 SANDBOX_TASK_OPTIONS: dict[str, Any] = {key: None for key in SANDBOX_OPTION_KEYS}

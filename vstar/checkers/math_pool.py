@@ -44,7 +44,7 @@ from vstar.checkers.math_answer import (
     quick_compare,
     symbolic_equal,
 )
-from vstar.tasks.base import Verdict
+from vstar.checkers.verdict import Verdict
 
 DEFAULT_TIMEOUT_S = 5.0
 KILL_GRACE_S = 0.5

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
+from vstar.checkers.verdict import Verdict
+
 SPLITS = ("sft", "query", "test")
 
 
@@ -25,34 +27,6 @@ class Problem:
     solution: str | None = None  # gold completion (what follows the prompt), if known
     answer: str | None = None  # gold final answer, for answer-checked tasks
     meta: Mapping[str, Any] = field(default_factory=dict)  # task-specific (tests, entry point...)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The checker's judgement of one completion.
-
-    ``status`` is one of ``passed``, ``failed``, ``timeout``, ``error``, ``no_answer``.
-    ``answer`` is the normalised final answer used for majority voting (``None``
-    when the completion has none, or the task has no notion of one), and
-    ``answer_correct`` says whether that answer, picked by a vote, would be right.
-    """
-
-    correct: bool
-    status: str
-    answer: str | None = None
-    answer_correct: bool = False
-    reason: str = ""
-    tests: tuple[str, ...] = ()  # per-test verdicts where the task has several
-
-    def to_record(self) -> dict:
-        return {
-            "correct": self.correct,
-            "status": self.status,
-            "answer": self.answer,
-            "answer_correct": self.answer_correct,
-            "reason": self.reason,
-            "tests": list(self.tests),
-        }
 
 
 class Task(ABC):
