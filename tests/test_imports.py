@@ -6,12 +6,14 @@ function-level ones alike (an import inside a function still ties the two module
 function-level import cannot hide a cycle), ``TYPE_CHECKING`` ones included. ``from vstar.a
 import b`` reaches the submodule ``vstar.a.b`` where there is one, and an import of
 ``vstar.a.b`` also reaches the package ``vstar.a`` (its ``__init__`` runs first) unless the
-importing module lies inside ``vstar.a``. docs/layout.md says which floor may import which.
+importing module lies inside ``vstar.a``. docs/layout.md says which package may import which;
+the imports are held to its table.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections import deque
@@ -19,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "vstar"
+LAYOUT = REPO / "docs" / "layout.md"
 
 
 def module_files(root: Path = REPO) -> dict[str, Path]:
@@ -151,6 +154,44 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
     found = {frozenset(cycle) for cycle in cycles(graph)}
     assert found == {frozenset({"vstar.sub.low", "vstar.top"}), frozenset({"vstar.sub", "vstar.sub.low", "vstar.top"})}
     assert all("-> vstar.top (vstar/sub/low.py:2)" in describe(cycle, graph, tmp_path) for cycle in cycles(graph))
+
+
+def layout_table(text: str) -> dict[str, list[str]]:
+    """docs/layout.md's table, in its order: package -> the packages it may import."""
+    table = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`\w+/?`", cells[0]):
+            table[cells[0].strip("`/")] = re.findall(r"`(\w+)`", cells[2])
+    return table
+
+
+def package_of(module: str) -> str:
+    """``vstar.sampling.hf`` -> ``sampling``; ``vstar.stages`` -> ``stages``."""
+    return module.split(".")[1]
+
+
+def test_packages_import_only_what_docs_layout_allows():
+    table = layout_table(LAYOUT.read_text(encoding="utf-8"))
+    packages = {package_of(module) for module in module_files() if module != PACKAGE}
+    assert sorted(table) == sorted(packages), "docs/layout.md must list every package of vstar, and only those"
+    for floor, (package, allowed) in enumerate(table.items()):
+        below = list(table)[:floor]
+        assert set(allowed) <= set(below), f"docs/layout.md: {package} may import only packages listed above it"
+    graph = import_graph()
+    found = [
+        f"{module} imports {target} (line {line})"
+        for module, targets in graph.items() if module != PACKAGE
+        for target, line in targets.items()
+        if target != PACKAGE and package_of(target) != package_of(module)
+        and package_of(target) not in table[package_of(module)]
+    ]
+    assert not found, "imports that docs/layout.md does not allow:\n  " + "\n  ".join(found)
+
+
+def test_the_layout_table_is_read_as_written():
+    text = "| package | holds | may import |\n|---|---|---|\n| `errors` | the error | — |\n| `sandbox/` | x, `y` | `errors` |\n"
+    assert layout_table(text) == {"errors": [], "sandbox": ["errors"]}
 
 
 # Imports each module in a child forked from an interpreter that holds the third-party
