@@ -88,4 +88,3 @@ def write_metrics(config: Config, out_dir: Path, compute: dict, extra_curves: di
     metrics["compute"] = {k: v for k, v in compute.items() if k != "seconds"}
     write_json(out_dir / "metrics.json", metrics)
     return metrics
-

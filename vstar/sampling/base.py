@@ -43,4 +43,3 @@ class Sampler(ABC):
 
     def close(self) -> None:
         """Free the model (and the GPU) before the next stage."""
-
