@@ -11,7 +11,7 @@ from vstar.errors import VstarError
 
 @dataclass(frozen=True)
 class Completion:
-    text: str  # the completion, cut at the first stop string, without the EOS token
+    text: str  # the completion, cut at the first stop string, without the end token (see end_completion)
     num_tokens: int  # generated tokens counted up to the end of the completion (EOS included)
     finished: bool  # True if it ended with EOS or a stop string, False if it hit max_new_tokens
 
@@ -36,6 +36,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], cut < len(text)
 
 
+def end_completion(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """A completion as every stage stores it: cut at the earliest stop string, without trailing
+    whitespace (the end token follows the last visible character). Gold solutions go through
+    this too, so gold and sampled completions end the same way. Says whether a stop string was
+    found."""
+    text, stopped = cut_at_stop(text, stop)
+    return text.rstrip(), stopped
+
+
 class Sampler(ABC):
     """Generates ``params.n`` completions for each prompt."""
 
@@ -54,12 +63,14 @@ def make_sampler(
     dtype: str = "float32",
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.85,
+    chat_template: str = "auto",
 ) -> Sampler:
-    """A sampler for ``sampling.backend``; the last two settings (``execution.*``) apply to vLLM only."""
+    """A sampler for ``sampling.backend``; ``tensor_parallel_size`` and ``gpu_memory_utilization``
+    (``execution.*``) apply to vLLM only; ``chat_template`` is ``model.chat_template``."""
     if backend == "transformers":
         from vstar.sampling.hf import TransformersSampler
 
-        return TransformersSampler(model_path, batch_size=batch_size, dtype=dtype)
+        return TransformersSampler(model_path, batch_size=batch_size, dtype=dtype, chat_template=chat_template)
     if backend == "vllm":
         try:
             from vstar.sampling.vllm_backend import VLLMSampler
@@ -72,5 +83,6 @@ def make_sampler(
             dtype=dtype,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
+            chat_template=chat_template,
         )
     raise VstarError(f"sampling.backend: unknown backend {backend!r}; expected transformers or vllm.")
