@@ -55,6 +55,7 @@ class ModelSection:
     tiny_layers: int = doc("embedded model: transformer layers", 4)
     tiny_heads: int = doc("embedded model: attention heads", 4)
     tiny_intermediate_size: int = doc("embedded model: MLP width", 256)
+    tiny_max_positions: int = doc("embedded model: longest sequence in tokens (characters)", 256)
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,7 @@ _RANGES = {
     ("model", "tiny_layers"): (1, None),
     ("model", "tiny_heads"): (1, None),
     ("model", "tiny_intermediate_size"): (1, None),
+    ("model", "tiny_max_positions"): (8, None),
     ("sampling", "k"): (1, None),
     ("sampling", "temperature"): (0, None),
     ("sampling", "max_new_tokens"): (1, None),

@@ -48,6 +48,7 @@ def prepare_base(config: Config, run: RunDir) -> str:
         num_layers=config.model.tiny_layers,
         num_heads=config.model.tiny_heads,
         intermediate_size=config.model.tiny_intermediate_size,
+        max_positions=config.model.tiny_max_positions,
     )
     tmp = run.root / ".base.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -68,7 +68,7 @@ def sampling_generation_config(params: SamplingParams, fmt: SequenceFormat):
         do_sample=not greedy,
         temperature=None if greedy else params.temperature,
         top_p=None if greedy else params.top_p,
-        top_k=0,
+        top_k=None if greedy else 0,
         repetition_penalty=1.0,
         max_new_tokens=params.max_new_tokens,
         pad_token_id=fmt.tokenizer.pad_token_id,
