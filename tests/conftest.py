@@ -29,3 +29,22 @@ def smollm2() -> Path:
     from vstar.models.pretrained import converted_checkpoint
 
     return converted_checkpoint("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def smollm2_random(smollm2, tmp_path_factory) -> Path:
+    """A 2-layer Llama with SmolLM2's config (its vocabulary, widths, tied embeddings), random
+    weights, and SmolLM2's real tokenizer, chat template and generation config: the real
+    checkpoint's code paths at a fraction of its cost."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig, LlamaForCausalLM
+
+    config = AutoConfig.from_pretrained(smollm2)
+    config.num_hidden_layers = 2
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("smollm2_random")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(smollm2).save_pretrained(folder)
+    GenerationConfig.from_pretrained(smollm2).save_pretrained(folder)
+    return folder

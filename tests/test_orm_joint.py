@@ -12,6 +12,7 @@ from vstar.models.tiny import TinyModelSpec, build_tiny_model
 from vstar.scoring.classifiers import orm_probabilities
 from vstar.training.orm import _encode, train_orm
 from vstar.models import load_tokenizer
+from vstar.models.sequence import sequence_format
 
 SPEC = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 # worked sums (correct) and a give-up answer (incorrect): a signal a tiny model learns in seconds
@@ -23,7 +24,9 @@ EXAMPLES = [{"prompt": f"{a} {b} ->", "completion": text, "correct": correct}
 def test_lm_targets_cover_the_completion_only(tmp_path):
     base = build_tiny_model(tmp_path / "base", SPEC, seed=0)
     tokenizer = load_tokenizer(str(base))
-    (row,) = _encode(tokenizer, [{"prompt": "1 2 ->", "completion": "1+2=3\n", "correct": True}], 64, lm_targets=True)
+    (row,), counts = _encode(sequence_format(tokenizer), [{"prompt": "1 2 ->", "completion": "1+2=3\n", "correct": True}],
+                             64, lm_targets=True)
+    assert counts == {"examples_too_long": 0, "longest_tokens": len(row["input_ids"])}
     assert len(row["input_ids"]) == len(row["lm_labels"]) == len("1 2 ->1+2=3\n") + 1
     assert row["lm_labels"][:6] == [-100] * 6 and row["lm_labels"][6:] == row["input_ids"][6:]
     assert row["labels"] == [1.0]

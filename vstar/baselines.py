@@ -65,7 +65,8 @@ def rft_generator(config: Config, run: RunDir, task: Task, base_path: str) -> di
     for record in _joined(rft_dir(run)):
         if record["correct"] and record["completion"] not in seen[record["problem_id"]]:
             seen[record["problem_id"]].add(record["completion"])
-            examples.append({"prompt": record["prompt"], "completion": record["completion"]})
+            examples.append({"prompt": record["prompt"], "completion": record["completion"],
+                             "finished": record.get("finished", True)})
     return stages.train_generator(config, base_path, examples, rft_dir(run) / "generator", config.run.seed + 99)
 
 
@@ -87,7 +88,8 @@ def classifier_examples(config: Config, data: list[dict]) -> list[dict]:
         records = list(by_problem[pid].values())
         if len(records) > cap:
             records = rng.sample(records, cap)
-        examples += [{"prompt": r["prompt"], "completion": r["completion"], "correct": bool(r["correct"])} for r in records]
+        examples += [{"prompt": r["prompt"], "completion": r["completion"], "correct": bool(r["correct"]),
+                      "finished": r.get("finished", True)} for r in records]
     return examples
 
 
@@ -101,9 +103,10 @@ def train_classifier_verifier(config: Config, run: RunDir, task: Task, kind: str
     tmp = out_dir.with_name(kind + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if kind == "orm":
-        summary = train_orm(str(run.sft), examples, tmp, config.verifier, config.run.seed, config.baselines.orm_lm_loss)
+        summary = train_orm(str(run.sft), examples, tmp, config.verifier, config.run.seed, config.baselines.orm_lm_loss,
+                            config.model.chat_template)
     else:
-        summary = train_genrm(str(run.sft), examples, tmp, config.verifier, config.run.seed)
+        summary = train_genrm(str(run.sft), examples, tmp, config.verifier, config.run.seed, config.model.chat_template)
     shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     replace_dir(tmp, out_dir)
     return summary
@@ -116,11 +119,13 @@ def score_with_classifiers(config: Config, run: RunDir, eval_dir: Path) -> dict:
     candidates = [c for c in read_jsonl(eval_dir / "candidates.jsonl") if c["source"] == "final"]
     prompts = [c["prompt"] for c in candidates]
     completions = [c["completion"] for c in candidates]
+    finished = [c["finished"] for c in candidates]
+    chat = config.model.chat_template
     columns = {}
     if config.baselines.orm:
-        columns["orm_prob"] = orm_probabilities(str(run.root / "orm"), prompts, completions, max_length=config.verifier.max_length)
+        columns["orm_prob"] = orm_probabilities(str(run.root / "orm"), prompts, completions, finished, chat_template=chat)
     if config.baselines.genrm:
-        columns["genrm_yes"] = yes_probabilities(str(run.root / "genrm"), prompts, completions)
+        columns["genrm_yes"] = yes_probabilities(str(run.root / "genrm"), prompts, completions, chat_template=chat)
     records = [
         {"problem_id": c["problem_id"], "sample_index": c["sample_index"], **{k: v[i] for k, v in columns.items()}}
         for i, c in enumerate(candidates)

@@ -226,7 +226,8 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
     out = Path(args.out)
     key = fingerprint(model_identity(args.sft), pairs, dataclasses.asdict(config.verifier), config.run.seed)
     tmp = training_dir(out, key)  # a killed run resumes from its last checkpoint here
-    summary = train_dpo(args.sft, pairs, tmp, config.verifier, config.run.seed, config.model.dtype, config.execution)
+    summary = train_dpo(args.sft, pairs, tmp, config.verifier, config.run.seed, config.model.dtype, config.execution,
+                        config.model.chat_template)
     finish_training_dir(tmp, out)
     print(json.dumps(summary))
     return 0

@@ -47,11 +47,15 @@ class TaskSection:
 class ModelSection:
     base: str = doc("G_base: 'embedded' (tiny Llama built here), 'smollm2-135m-instruct' (installed "
                      "offline, see vstar.models.pretrained), a local model dir or a hub id", "embedded")
-    dtype: str = doc("float32, bfloat16 or float16", "float32")
+    dtype: str = doc("float32, bfloat16 or float16: weights for training, sampling and scoring (bf16/fp16 "
+                     "training also turns on mixed precision on a GPU)", "float32")
+    chat_template: str = doc("prompts through the tokenizer's chat template: auto (when it has one), on, off",
+                             "auto")
     tiny_hidden_size: int = doc("embedded model: hidden size", 96)
     tiny_layers: int = doc("embedded model: transformer layers", 4)
     tiny_heads: int = doc("embedded model: attention heads", 4)
     tiny_intermediate_size: int = doc("embedded model: MLP width", 256)
+    tiny_max_positions: int = doc("embedded model: longest sequence in tokens (characters)", 256)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class EvalSection:
     table_k: int = doc("k for the summary table (paper: 64 of 128)", 16)
     temperature: float = doc("test-time sampling temperature", 1.0)
     bootstrap: int = doc("bootstrap resamples for 95% confidence intervals", 1000)
+    score_batch_tokens: int = doc("scoring: padded tokens (rows x longest row) per forward pass; bounds its memory",
+                                  8192)
     transfer: dict = doc(
         "other tasks to evaluate G_T + V on after the run, as {task: options} (the paper: gsm8k -> "
         "math500, mbpp -> humaneval); each writes eval_<task>/", factory=dict)
@@ -301,6 +307,7 @@ def dump_yaml(config: Config) -> str:
 
 _CHOICES = {
     ("model", "dtype"): ("float32", "bfloat16", "float16"),
+    ("model", "chat_template"): ("auto", "on", "off"),
     ("generator", "method"): ("full", "lora"),
     ("verifier", "method"): ("full", "lora"),
     ("sampling", "backend"): ("transformers", "vllm"),
@@ -317,6 +324,7 @@ _RANGES = {
     ("model", "tiny_layers"): (1, None),
     ("model", "tiny_heads"): (1, None),
     ("model", "tiny_intermediate_size"): (1, None),
+    ("model", "tiny_max_positions"): (8, None),
     ("sampling", "k"): (1, None),
     ("sampling", "temperature"): (0, None),
     ("sampling", "max_new_tokens"): (1, None),
@@ -325,6 +333,7 @@ _RANGES = {
     ("eval", "table_k"): (1, None),
     ("eval", "temperature"): (0, None),
     ("eval", "bootstrap"): (1, None),
+    ("eval", "score_batch_tokens"): (1, None),
     ("verifier", "max_pairs_per_problem"): (1, None),
     ("verifier", "beta"): (0, None),
     ("execution", "num_workers"): (1, None),

@@ -89,10 +89,10 @@ def _fields(config: Config, *names: str) -> dict:
 
 
 #: settings that change how a model trains, besides its own section
-TRAINING = ("model.dtype", "execution.num_processes")
+TRAINING = ("model.dtype", "model.chat_template", "execution.num_processes")
 #: settings that change sampled text, besides k and temperature (their values differ per stage)
 SAMPLING = ("sampling.top_p", "sampling.max_new_tokens", "sampling.batch_size", "sampling.backend",
-            "execution.backend", "model.dtype")
+            "execution.backend", "model.dtype", "model.chat_template")
 
 
 def task_inputs(task: Task, splits: Sequence[str] = ("sft", "query", "test")) -> dict[str, str]:
@@ -193,7 +193,7 @@ def _evaluate(config: Config, run: RunDir, task: Task, test_data: str, baselines
     }, lambda: ev.label_candidates(config, task, out), [files["labels"]]))
     compute.update(_stage(run, "eval.scores", {
         "candidates": files["candidates"], "G_T": final, "G_SFT": run.sft, "V": run.verifier,
-        "settings": _fields(config, "model.dtype", "execution.backend"),
+        "settings": _fields(config, "model.dtype", "model.chat_template", "execution.backend"),
     }, lambda: ev.score_candidates(config, run, str(final), str(run.verifier), out), [files["scores"]]))
     extra_curves = None
     if baselines.enabled(config):

@@ -31,7 +31,7 @@ from vstar.rundir import (
     write_text,
 )
 from vstar.sampling import make_sampler
-from vstar.sampling.base import SamplingParams
+from vstar.sampling.base import SamplingParams, end_completion
 from vstar.tasks import Problem, Task
 from vstar.training.pairs import build_pairs, split_heldout
 
@@ -54,6 +54,7 @@ def prepare_base(config: Config, run: RunDir) -> str:
         num_layers=config.model.tiny_layers,
         num_heads=config.model.tiny_heads,
         intermediate_size=config.model.tiny_intermediate_size,
+        max_positions=config.model.tiny_max_positions,
     )
     tmp = run.root / ".base.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -73,7 +74,8 @@ def train_generator(config: Config, base_path: str, examples: list[dict], out_di
     key = fingerprint(model_identity(base_path), examples, dataclasses.asdict(config.generator), seed, config.model.dtype,
                       config.execution.num_processes)
     tmp = training_dir(out_dir, key)
-    summary = train_sft(base_path, examples, tmp, config.generator, seed, config.model.dtype, config.execution)
+    summary = train_sft(base_path, examples, tmp, config.generator, seed, config.model.dtype, config.execution,
+                        config.model.chat_template)
     finish_training_dir(tmp, out_dir)
     return summary
 
@@ -102,8 +104,14 @@ def finish_training_dir(tmp: Path, out_dir: Path) -> None:
     replace_dir(tmp, out_dir)
 
 
+def gold_completion(task: Task, problem: Problem) -> str:
+    """A gold solution ended as sampled completions are (``end_completion``: cut at the task's first
+    stop string, no trailing whitespace), so no ending tells gold from samples."""
+    return end_completion(problem.solution, task.stop)[0]
+
+
 def gold_examples(task: Task) -> list[dict]:
-    return [{"prompt": p.prompt, "completion": p.solution} for p in task.problems("sft") if p.solution]
+    return [{"prompt": p.prompt, "completion": gold_completion(task, p)} for p in task.problems("sft") if p.solution]
 
 
 def sample(
@@ -227,7 +235,8 @@ def _sample_chunks(
         generate_chunks_with_ray(config, model_path, calls, desc=desc, on_call=keep)
         return
     sampler = make_sampler(config.sampling.backend, model_path, config.sampling.batch_size, config.model.dtype,
-                           config.execution.tensor_parallel_size, config.execution.gpu_memory_utilization)
+                           config.execution.tensor_parallel_size, config.execution.gpu_memory_utilization,
+                           config.model.chat_template)
     try:
         with tqdm(total=len(problems) * n, initial=len(records), desc=desc, unit="seq", leave=False) as bar:
             for index, (prompts, chunk_params) in enumerate(calls):
@@ -272,14 +281,16 @@ def generator_data(task: Task, run: RunDir, t: int) -> list[dict]:
     for record in labeled_samples(run, range(1, t + 1)):
         if record["correct"] and record["completion"] not in seen[record["problem_id"]]:
             seen[record["problem_id"]].add(record["completion"])
-            examples.append({"prompt": record["prompt"], "completion": record["completion"]})
+            examples.append({"prompt": record["prompt"], "completion": record["completion"],
+                             "finished": record.get("finished", True)})
     return examples
 
 
 def gold_records(task: Task) -> list[dict]:
     """D_SFT's gold solutions as labeled records (they count as correct)."""
     return [
-        {"problem_id": p.id, "prompt": p.prompt, "completion": p.solution, "correct": True}
+        {"problem_id": p.id, "prompt": p.prompt, "completion": gold_completion(task, p), "correct": True,
+         "finished": True}
         for p in task.problems("sft")
         if p.solution
     ]
@@ -311,7 +322,7 @@ def train_verifier_on(config: Config, run: RunDir, labeled: list[dict], out_dir:
         [{**p, "heldout": False} for p in train_pairs] + [{**p, "heldout": True} for p in heldout],
     )
     summary = train_dpo(str(run.sft), train_pairs, tmp, config.verifier, config.run.seed, config.model.dtype,
-                        config.execution)
+                        config.execution, config.model.chat_template)
     summary.update(counts)
     summary["heldout"] = pair_accuracy(str(tmp), str(run.sft), heldout, config)
     write_json(tmp / "summary.json", summary)
@@ -327,12 +338,13 @@ def raise_no_pairs(counts: dict) -> None:
 
 
 def scorer(config: Config) -> Callable:
-    """``completion_logprobs`` in this process, or fanned out over Ray workers when ``execution.backend`` is ray."""
+    """``completion_logprobs(model_path, prompts, completions, finished, desc=...)`` with the run's settings, in
+    this process or fanned out over Ray workers when ``execution.backend`` is ray."""
     if config.execution.backend == "ray":
         return functools.partial(score_with_ray, config)
-    from vstar.scoring import completion_logprobs  # lazy: torch
+    from vstar.scoring import completion_logprobs, scoring_settings  # lazy: torch
 
-    return completion_logprobs
+    return functools.partial(completion_logprobs, **scoring_settings(config))
 
 
 def pair_accuracy(verifier_path: str, sft_path: str, pairs: list[dict], config: Config) -> dict:
@@ -342,7 +354,7 @@ def pair_accuracy(verifier_path: str, sft_path: str, pairs: list[dict], config: 
         return {"pairs": 0}
     prompts = [p["prompt"] for p in pairs] * 2
     texts = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
-    finished = [True] * len(texts)
+    finished = [p.get(f"{side}_finished", True) for side in ("chosen", "rejected") for p in pairs]
     v_sum, counts = completion_logprobs(verifier_path, prompts, texts, finished, desc="held-out pairs")
     ref_sum, _ = completion_logprobs(sft_path, prompts, texts, finished, desc="held-out pairs (ref)")
     n = len(pairs)

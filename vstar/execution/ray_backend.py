@@ -160,12 +160,10 @@ def score_with_ray(
     prompts: Sequence[str],
     completions: Sequence[str],
     finished: Sequence[bool],
-    batch_size: int = 256,
-    dtype: str = "float32",
     desc: str = "scoring",
 ) -> tuple[list[float], list[int]]:
     """``completion_logprobs`` over ``num_workers`` Ray tasks, one contiguous slice of the pairs each."""
-    from vstar.scoring.logprobs import completion_logprobs  # lazy: torch
+    from vstar.scoring import completion_logprobs, scoring_settings  # lazy: torch
 
     if not len(prompts) == len(completions) == len(finished):
         raise VstarError(f"Ray scoring: {len(prompts)} prompts, {len(completions)} completions, {len(finished)} flags.")
@@ -177,7 +175,8 @@ def score_with_ray(
         num_cpus=1, num_gpus=config.execution.gpus_per_worker, max_retries=MAX_RETRIES
     )
     futures = [
-        remote.remote(str(model_path), list(prompts[a:b]), list(completions[a:b]), list(finished[a:b]), batch_size, dtype, desc)
+        remote.remote(str(model_path), list(prompts[a:b]), list(completions[a:b]), list(finished[a:b]), desc=desc,
+                      **scoring_settings(config))
         for a, b in bounds
     ]
     sums: list[float] = []

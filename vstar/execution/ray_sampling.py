@@ -34,11 +34,12 @@ class SamplerWorker:
     """The body of a sampling actor: one model replica, generating batches on request."""
 
     def __init__(self, backend: str, model_path: str, batch_size: int, dtype: str, tensor_parallel_size: int,
-                 gpu_memory_utilization: float):
+                 gpu_memory_utilization: float, chat_template: str = "auto"):
         from transformers.utils import logging as transformers_logging  # lazy: transformers
 
         transformers_logging.disable_progress_bar()  # the driver shows the progress
-        self.sampler = make_sampler(backend, model_path, batch_size, dtype, tensor_parallel_size, gpu_memory_utilization)
+        self.sampler = make_sampler(backend, model_path, batch_size, dtype, tensor_parallel_size, gpu_memory_utilization,
+                                    chat_template)
 
     def generate_batches(self, prompts: Sequence[str], params: SamplingParams, batches: list[Batch]) -> list[list[Completion]]:
         return self.sampler.generate_batches(prompts, params, batches, progress=False)
@@ -119,7 +120,7 @@ def _run_on_actors(ray, config: Config, model_path: str, calls: Sequence[Call], 
         num_cpus=1, num_gpus=execution.gpus_per_worker, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES,
     )
     args = (config.sampling.backend, str(model_path), config.sampling.batch_size, config.model.dtype,
-            execution.tensor_parallel_size, execution.gpu_memory_utilization)
+            execution.tensor_parallel_size, execution.gpu_memory_utilization, config.model.chat_template)
     actors = [actor_class.remote(*args) for _ in range(min(execution.num_workers, len(jobs)))]
     try:
         prompt_refs = [ray.put(list(prompts)) for prompts, _ in calls]

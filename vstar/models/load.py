@@ -91,20 +91,42 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+def adapter_base_path(adapter_dir: str | Path) -> str | None:
+    """The model a PEFT adapter folder was trained on (``base_model_name_or_path``), or None when the
+    folder holds no adapter. A relative path is taken relative to the adapter's folder when it
+    exists there (vstar records siblings in a run directory that way), else as given."""
+    config_file = Path(adapter_dir) / "adapter_config.json"
+    if not config_file.exists():
+        return None
+    try:
+        base = json.loads(config_file.read_text())["base_model_name_or_path"]
+        if not isinstance(base, str) or not base:
+            raise TypeError("not a path")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VstarError(f"{config_file}: expected a PEFT adapter config with 'base_model_name_or_path' ({exc}).") from None
+    near = Path(adapter_dir) / base
+    return str(near.resolve()) if not Path(base).is_absolute() and near.exists() else base
+
+
 def load_model(path: str, dtype: str = "float32", device: str | None = None):
-    """A causal LM from ``path`` (a directory holding a full model or a PEFT adapter), in eval mode."""
+    """A causal LM from ``path`` (a directory holding a full model or a PEFT adapter), in eval mode.
+
+    An adapter is merged into its base model, which is loaded the same way: a base that is an
+    adapter itself (a LoRA verifier on a LoRA G_SFT) is merged first.
+    """
     import torch
-    from transformers import AutoModelForCausalLM
 
     _check_model_dir(str(path))
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    base = adapter_base_path(path)
     try:
-        if (Path(path) / "adapter_config.json").exists():
-            from peft import AutoPeftModelForCausalLM
+        if base is not None:
+            from peft import PeftModel
 
-            model = AutoPeftModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
-            model = model.merge_and_unload()
+            model = PeftModel.from_pretrained(load_model(base, dtype), str(path)).merge_and_unload()
         else:
+            from transformers import AutoModelForCausalLM
+
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
     except (OSError, ValueError) as exc:
         raise VstarError(

@@ -9,7 +9,7 @@ from typing import Sequence
 
 @dataclass(frozen=True)
 class Completion:
-    text: str  # the completion, cut at the first stop string, without the EOS token
+    text: str  # the completion, cut at the first stop string, without the end token (see end_completion)
     num_tokens: int  # generated tokens counted up to the end of the completion (EOS included)
     finished: bool  # True if it ended with EOS or a stop string, False if it hit max_new_tokens
 
@@ -32,6 +32,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
         if index != -1:
             cut = min(cut, index)
     return text[:cut], cut < len(text)
+
+
+def end_completion(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """A completion as every stage stores it: cut at the earliest stop string, without trailing
+    whitespace (the end token follows the last visible character). Gold solutions go through
+    this too, so gold and sampled completions end the same way. Says whether a stop string was
+    found."""
+    text, stopped = cut_at_stop(text, stop)
+    return text.rstrip(), stopped
 
 
 class Sampler(ABC):

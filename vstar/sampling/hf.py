@@ -15,8 +15,10 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from vstar.models import load_model, load_tokenizer
-from vstar.sampling.base import Completion, Sampler, SamplingParams, cut_at_stop
+from vstar.models import load_model
+from vstar.models.batching import check_positions, pad_left
+from vstar.models.sequence import SequenceFormat, load_format
+from vstar.sampling.base import Completion, Sampler, SamplingParams, end_completion
 
 
 @dataclass(frozen=True)
@@ -37,25 +39,52 @@ def batch_seed(params: SamplingParams, batch: Batch) -> int:
     return params.seed * 1_000_003 + batch.start
 
 
-def completion_from_ids(tokenizer, ids: list[int], stop: Sequence[str]) -> Completion:
-    """A ``Completion`` from generated token ids: cut after EOS, decoded, cut at the first stop string."""
-    eos = tokenizer.eos_token_id
-    ended = eos in ids
-    if ended:
-        ids = ids[: ids.index(eos) + 1]
-    text = tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=False)
-    if tokenizer.pad_token and tokenizer.pad_token != tokenizer.eos_token:
-        text = text.replace(tokenizer.pad_token, "")
-    text, stopped = cut_at_stop(text, stop)
-    num_tokens = len(ids) if not stopped else len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return Completion(text=text, num_tokens=num_tokens, finished=ended or stopped)
+def completion_from_ids(fmt: SequenceFormat, ids: Sequence[int], stop: Sequence[str]) -> Completion:
+    """A ``Completion`` from generated token ids: cut at the first stop token, decoded as a
+    continuation of the prompt (``SequenceFormat.decode_completion``), then ended by
+    ``end_completion`` (first stop string, trailing whitespace)."""
+    ids = list(ids)
+    ended = next((index for index, token in enumerate(ids) if token in fmt.stop_ids), None)
+    if ended is not None:
+        ids = ids[: ended + 1]
+    text = fmt.decode_completion(ids[:-1] if ended is not None else ids)
+    pad = fmt.tokenizer.pad_token
+    if pad and fmt.tokenizer.pad_token_id not in fmt.stop_ids:
+        text = text.replace(pad, "")
+    text, stopped = end_completion(text, stop)
+    num_tokens = len(fmt.completion_ids(text, finished=True)) if stopped else len(ids)
+    return Completion(text=text, num_tokens=num_tokens, finished=ended is not None or stopped)
+
+
+def sampling_generation_config(params: SamplingParams, fmt: SequenceFormat):
+    """A ``GenerationConfig`` with vstar's settings and nothing else. A checkpoint's own
+    ``generation_config.json`` (a repetition penalty, top-k, ...) and transformers' default
+    top-k of 50 would change the distribution that the samples and their scores assume: the
+    sampler clears the former, and top-k is switched off here (0)."""
+    from transformers import GenerationConfig
+
+    greedy = params.temperature == 0
+    return GenerationConfig(
+        do_sample=not greedy,
+        temperature=None if greedy else params.temperature,
+        top_p=None if greedy else params.top_p,
+        top_k=None if greedy else 0,
+        repetition_penalty=1.0,
+        max_new_tokens=params.max_new_tokens,
+        pad_token_id=fmt.tokenizer.pad_token_id,
+        eos_token_id=list(fmt.stop_ids),
+        stop_strings=list(params.stop) or None,
+    )
 
 
 class TransformersSampler(Sampler):
-    def __init__(self, model_path: str, batch_size: int = 256, dtype: str = "float32"):
+    def __init__(self, model_path: str, batch_size: int = 256, dtype: str = "float32", chat_template: str = "auto"):
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = load_tokenizer(model_path)
+        self.format = load_format(model_path, chat_template)
         self.model = load_model(model_path, dtype=dtype, device=self.device)
+        from transformers import GenerationConfig
+
+        self.model.generation_config = GenerationConfig()  # no checkpoint defaults (stop ids are in self.format)
         self.batch_size = batch_size
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
@@ -73,32 +102,34 @@ class TransformersSampler(Sampler):
         progress: bool = True,
     ) -> list[list[Completion]]:
         """The completions of each of ``batches`` (from ``batch_plan``), one list per batch, rows in order."""
+        encoded: dict[int, list[int]] = {}
+        for batch in batches:
+            for i, _ in batch.rows:
+                if i not in encoded:
+                    encoded[i] = self.format.prompt_ids(prompts[i])
+        if encoded:
+            check_positions(self.model, max(map(len, encoded.values())) + params.max_new_tokens,
+                            f"{desc}: the longest prompt plus sampling.max_new_tokens")
         out = []
         with tqdm(total=sum(len(b.rows) for b in batches), desc=desc, unit="seq", leave=False, disable=not progress) as bar:
             for batch in batches:
-                texts = [prompts[i] for i, _ in batch.rows]
-                out.append(self._generate_batch(texts, params, seed=batch_seed(params, batch)))
+                rows = [encoded[i] for i, _ in batch.rows]
+                out.append(self._generate_batch(rows, params, seed=batch_seed(params, batch)))
                 bar.update(len(batch.rows))
         return out
 
     @torch.no_grad()
-    def _generate_batch(self, texts: list[str], params: SamplingParams, seed: int) -> list[Completion]:
-        tok = self.tokenizer
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+    def _generate_batch(self, rows: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
+        ids, mask = pad_left(rows, self.format.tokenizer.pad_token_id)
         torch.manual_seed(seed)
-        greedy = params.temperature == 0
         out = self.model.generate(
-            **enc,
-            do_sample=not greedy,
-            temperature=None if greedy else params.temperature,
-            top_p=None if greedy else params.top_p,
-            top_k=None,
-            max_new_tokens=params.max_new_tokens,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            generation_config=sampling_generation_config(params, self.format),
+            tokenizer=self.format.tokenizer if params.stop else None,
         )
-        new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
-        return [completion_from_ids(tok, ids, params.stop) for ids in new_tokens]
+        new_tokens = out[:, ids.shape[1]:].tolist()
+        return [completion_from_ids(self.format, generated, params.stop) for generated in new_tokens]
 
     def close(self) -> None:
         """Drop the model (and free GPU memory) before the next stage."""

@@ -16,12 +16,14 @@ def make_sampler(
     dtype: str = "float32",
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.85,
+    chat_template: str = "auto",
 ) -> Sampler:
-    """A sampler for ``sampling.backend``; the last two settings (``execution.*``) apply to vLLM only."""
+    """A sampler for ``sampling.backend``; ``tensor_parallel_size`` and ``gpu_memory_utilization``
+    (``execution.*``) apply to vLLM only; ``chat_template`` is ``model.chat_template``."""
     if backend == "transformers":
         from vstar.sampling.hf import TransformersSampler  # lazy: torch
 
-        return TransformersSampler(model_path, batch_size=batch_size, dtype=dtype)
+        return TransformersSampler(model_path, batch_size=batch_size, dtype=dtype, chat_template=chat_template)
     if backend == "vllm":
         try:
             from vstar.sampling.vllm_backend import VLLMSampler  # lazy: torch, vllm (an optional extra)
@@ -34,5 +36,6 @@ def make_sampler(
             dtype=dtype,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
+            chat_template=chat_template,
         )
     raise VstarError(f"sampling.backend: unknown backend {backend!r}; expected transformers or vllm.")

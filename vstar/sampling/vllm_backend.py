@@ -3,9 +3,10 @@
 One vLLM request per prompt asks for all ``n`` samples (``SamplingParams(n=...)``) with
 a per-request seed derived from the run's seed and the prompt's position, so a prompt's
 samples do not depend on which other prompts share the engine, or on how a Ray run
-splits the prompts. Prompts go in as token ids (no BOS added, as the transformers backend
-does), and completions come back through the same decoding (``completion_from_ids``):
-text cut after EOS and at the first stop string, token counts with EOS included.
+splits the prompts. Prompts go in as the token ids ``SequenceFormat`` makes (as on the
+transformers backend), generation stops at the same stop ids and strings, the checkpoint's
+own generation config is ignored (``generation_config="vllm"``: vstar's settings only), and
+completions come back through the same decoding (``completion_from_ids``).
 
 A model directory holding a PEFT adapter (``adapter_config.json``) is served without
 merging: the engine loads the adapter's base model with ``enable_lora`` and every
@@ -56,14 +57,19 @@ def prompt_batches(num_prompts: int, n: int, prompts_per_batch: int) -> list[Bat
 
 def adapter_base(model_path: str) -> tuple[str, int] | None:
     """(base model, LoRA rank) if ``model_path`` holds a PEFT adapter, else ``None``."""
-    config_file = Path(model_path) / "adapter_config.json"
-    if not config_file.exists():
+    from vstar.models.load import adapter_base_path
+
+    base = adapter_base_path(model_path)
+    if base is None:
         return None
+    config_file = Path(model_path) / "adapter_config.json"
     try:
-        adapter = json.loads(config_file.read_text())
-        base, rank = adapter["base_model_name_or_path"], int(adapter.get("r", 16))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise VstarError(f"{config_file}: expected a PEFT adapter config with 'base_model_name_or_path' ({exc}).") from None
+        rank = int(json.loads(config_file.read_text()).get("r", 16))
+    except (ValueError, TypeError) as exc:
+        raise VstarError(f"{config_file}: expected a PEFT adapter config with an integer 'r' ({exc}).") from None
+    if adapter_base_path(base) is not None:
+        raise VstarError(f"{model_path}: an adapter on another adapter ({base}); vLLM serves one adapter on a full "
+                         "model. Sample with sampling.backend: transformers, or train the generator with method: full.")
     return base, rank
 
 
@@ -99,15 +105,16 @@ class VLLMSampler(Sampler):
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.85,
         seed: int = 0,
+        chat_template: str = "auto",
         **engine_options: Any,
     ):
         try:
             import vllm
         except ImportError as exc:
             raise VstarError(f"sampling.backend=vllm needs vllm: pip install 'vstar[vllm]' ({exc}).") from None
-        from vstar.models import load_tokenizer
+        from vstar.models.sequence import load_format
 
-        self.tokenizer = load_tokenizer(model_path)
+        self.format = load_format(model_path, chat_template)
         self.lora_request = None
         engine_model = model_path
         adapter = adapter_base(model_path)
@@ -126,6 +133,7 @@ class VLLMSampler(Sampler):
             seed=seed,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
+            generation_config="vllm",  # not the checkpoint's defaults: the distribution is vstar's settings
             **engine_options,
         )
 
@@ -147,16 +155,15 @@ class VLLMSampler(Sampler):
         """All ``params.n`` completions of ``prompts[i]`` for each ``i`` in ``indices``."""
         if not indices:
             return []
-        ids = self.tokenizer([prompts[i] for i in indices], add_special_tokens=False)["input_ids"]
-        requests = [{"prompt_token_ids": list(row)} for row in ids]
-        request_params = [self._request_params(params, prompt_seed(params, i)) for i in indices]
+        requests = [{"prompt_token_ids": self.format.prompt_ids(prompts[i])} for i in indices]
+        request_params = [self._request_params(params, prompt_seed(params, i), self.format.stop_ids) for i in indices]
         outputs = self.llm.generate(
             requests, sampling_params=request_params, use_tqdm=progress, lora_request=self.lora_request
         )
         return [self._completions(output, params) for output in outputs]
 
     @staticmethod
-    def _request_params(params: SamplingParams, seed: int):
+    def _request_params(params: SamplingParams, seed: int, stop_ids: Sequence[int]):
         from vllm import SamplingParams as VSamplingParams
 
         greedy = params.temperature == 0
@@ -166,19 +173,20 @@ class VLLMSampler(Sampler):
             top_p=1.0 if greedy else params.top_p,
             max_tokens=params.max_new_tokens,
             stop=list(params.stop) or None,
+            stop_token_ids=list(stop_ids),
             seed=seed,
             skip_special_tokens=False,
         )
 
     def _completions(self, output, params: SamplingParams) -> list[Completion]:
-        eos = self.tokenizer.eos_token_id
+        stop_ids = self.format.stop_ids
         completions = []
         for sample in output.outputs:
             ids = list(sample.token_ids)
-            ended_by_eos = sample.finish_reason == "stop" and sample.stop_reason is None
-            if ended_by_eos and eos not in ids:
-                ids.append(eos)
-            completion = completion_from_ids(self.tokenizer, ids, params.stop)
+            ended_by_token = sample.finish_reason == "stop" and not isinstance(sample.stop_reason, str)
+            if ended_by_token and not (ids and ids[-1] in stop_ids):
+                ids.append(self.format.end_id)  # EOS / a stop id that vLLM left out of the output
+            completion = completion_from_ids(self.format, ids, params.stop)
             if sample.finish_reason == "stop" and not completion.finished:
                 completion = Completion(completion.text, completion.num_tokens, True)
             completions.append(completion)

@@ -1,4 +1,7 @@
-"""Scores from the ORM (probability of correct) and the generative verifier (P(Yes))."""
+"""Scores from the ORM (probability of correct) and the generative verifier (P(Yes)).
+
+Both read sequences built by ``SequenceFormat``, as they were trained on them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vstar.models import load_model, load_tokenizer
+from vstar.models.sequence import sequence_format
+from vstar.models.batching import pad_left
 
 
 def _batches(n: int, size: int, desc: str):
@@ -15,38 +20,43 @@ def _batches(n: int, size: int, desc: str):
 
 
 @torch.no_grad()
-def orm_probabilities(model_path: str, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 256,
-                      max_length: int = 256) -> list[float]:
-    """P(correct) from the ORM's scalar head, for each prompt + completion (+EOS)."""
+def orm_probabilities(model_path: str, prompts: Sequence[str], completions: Sequence[str],
+                      finished: Sequence[bool] | None = None, batch_size: int = 64,
+                      chat_template: str = "auto") -> list[float]:
+    """P(correct) from the ORM's scalar head, for each prompt + completion (+ end token when finished)."""
     from transformers import AutoModelForSequenceClassification
 
     tokenizer = load_tokenizer(model_path)
-    tokenizer.padding_side = "right"
-    tokenizer.truncation_side = "left"  # as in training: the head reads the last token, so keep the end
+    fmt = sequence_format(tokenizer, chat_template, model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
+    finished = [True] * len(prompts) if finished is None else finished
+    rows = [fmt.encode(p, c, f)[0] for p, c, f in zip(prompts, completions, finished)]
     probs: list[float] = []
-    texts = [p + c + tokenizer.eos_token for p, c in zip(prompts, completions)]
-    for start in _batches(len(texts), batch_size, "scoring with ORM"):
-        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
-                        add_special_tokens=False, truncation=True, max_length=max_length)
-        probs += torch.sigmoid(model(**enc).logits[:, 0]).tolist()
+    for start in _batches(len(rows), batch_size, "scoring with ORM"):
+        part = rows[start : start + batch_size]
+        width = max(len(r) for r in part)  # right padding, as in training: the head reads the last real token
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in part])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in part])
+        probs += torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[:, 0]).tolist()
     return probs
 
 
 @torch.no_grad()
-def yes_probabilities(model_path: str, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 256) -> list[float]:
+def yes_probabilities(model_path: str, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 64,
+                      chat_template: str = "auto") -> list[float]:
     """P(Yes) / (P(Yes) + P(No)) at the answer position of the verification prompt."""
     from vstar.training.genrm import NO, YES, verification_prompt
 
-    tokenizer = load_tokenizer(model_path)  # left padding: the last position is the answer position
+    fmt = sequence_format(load_tokenizer(model_path), chat_template, model_path)
     model = load_model(model_path)
-    yes_id = tokenizer(YES, add_special_tokens=False)["input_ids"][0]
-    no_id = tokenizer(NO, add_special_tokens=False)["input_ids"][0]
-    texts = [verification_prompt(p, c) for p, c in zip(prompts, completions)]
+    yes_id = fmt.completion_ids(YES, finished=False)[0]
+    no_id = fmt.completion_ids(NO, finished=False)[0]
+    rows = [fmt.prompt_ids(verification_prompt(p, c)) for p, c in zip(prompts, completions)]
     probs: list[float] = []
-    for start in _batches(len(texts), batch_size, "scoring with GenRM"):
-        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-        logits = model(**enc).logits[:, -1, :]
-        pair = torch.log_softmax(logits[:, [yes_id, no_id]], dim=-1)
+    for start in _batches(len(rows), batch_size, "scoring with GenRM"):
+        ids, mask = pad_left(rows[start : start + batch_size], fmt.tokenizer.pad_token_id)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1, :]
+        pair = torch.log_softmax(logits[:, [yes_id, no_id]].float(), dim=-1)
         probs += pair[:, 0].exp().tolist()
     return probs

@@ -22,8 +22,10 @@ CHECKPOINTS_PER_RUN = 10
 COMPLETE_FILE = ".complete"
 
 
-def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: int) -> dict[str, Any]:
-    """Keyword arguments common to ``SFTConfig`` and ``DPOConfig``."""
+def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: int,
+                   dtype: str = "float32") -> dict[str, Any]:
+    """Keyword arguments common to ``SFTConfig`` and ``DPOConfig``. Mixed precision only when
+    ``model.dtype`` asks for it (bf16/fp16) and a GPU is there."""
     on_gpu = torch.cuda.is_available()
     processes = int(os.environ.get("WORLD_SIZE", 1))  # under `accelerate launch`, each takes a share
     steps_per_epoch = max(1, -(-num_examples // (train.batch_size * train.grad_accum * processes)))
@@ -44,8 +46,8 @@ def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: 
         seed=seed,
         data_seed=seed,
         use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        fp16=False,
+        bf16=on_gpu and dtype == "bfloat16",
+        fp16=on_gpu and dtype == "float16",
         report_to="none",
         # a checkpoint every tenth of the run, the last two kept: a killed run loses at most ~10%
         save_strategy="steps",
@@ -56,6 +58,26 @@ def trainer_kwargs(train: TrainSection, out_dir: Path, seed: int, num_examples: 
         dataloader_num_workers=0,
         remove_unused_columns=True,
     )
+
+
+def record_adapter_base(out_dir: Path, base_path: str) -> None:
+    """Make a saved LoRA adapter name the model it was trained on (``base_path``), not whatever
+    that model was loaded from: a LoRA verifier trained on a LoRA G_SFT is an adapter on G_SFT
+    (itself G_base + an adapter), and must reload as that. A local base is recorded relative to
+    the adapter's folder when it is near (a sibling in the run directory), else absolute."""
+    config_file = Path(out_dir) / "adapter_config.json"
+    if not config_file.is_file():
+        return
+    import json
+
+    base = Path(base_path).expanduser()
+    recorded = base_path
+    if base.exists():
+        relative = os.path.relpath(base.resolve(), Path(out_dir).resolve())
+        recorded = relative if relative.count("..") <= 2 else str(base.resolve())
+    adapter = json.loads(config_file.read_text())
+    adapter["base_model_name_or_path"] = recorded
+    config_file.write_text(json.dumps(adapter, indent=2, sort_keys=True))
 
 
 def lora_config(train: TrainSection):

@@ -19,7 +19,8 @@ def verification_prompt(prompt: str, completion: str) -> str:
     return prompt + completion + QUESTION
 
 
-def train_genrm(sft_path: str, examples: Sequence[dict], out_dir: Path, train: TrainSection, seed: int) -> dict:
+def train_genrm(sft_path: str, examples: Sequence[dict], out_dir: Path, train: TrainSection, seed: int,
+                chat_template: str = "auto") -> dict:
     """SFT G_SFT on (problem + solution + question -> Yes/No) built from labeled samples."""
     from vstar.training.sft import train_sft
 
@@ -27,6 +28,7 @@ def train_genrm(sft_path: str, examples: Sequence[dict], out_dir: Path, train: T
         {"prompt": verification_prompt(e["prompt"], e["completion"]), "completion": YES if e["correct"] else NO}
         for e in examples
     ]
-    summary = train_sft(sft_path, pairs, out_dir, train, seed)
+    summary = train_sft(sft_path, pairs, out_dir, train, seed, chat_template=chat_template,
+                        setting="verifier.max_length")
     summary["positives"] = int(sum(e["correct"] for e in examples))
     return summary

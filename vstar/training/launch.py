@@ -41,7 +41,7 @@ def _local_or_id(path: str) -> str:
 
 def write_spec(
     folder: Path, kind: str, model_path: str, records: Sequence[dict], out_dir: Path, train: TrainSection,
-    seed: int, dtype: str,
+    seed: int, dtype: str, chat_template: str = "auto",
 ) -> Path:
     """Write the stage spec (and its records) into ``folder``; return the spec's path."""
     data_file = folder / "records.jsonl"
@@ -57,6 +57,7 @@ def write_spec(
         "train": dataclasses.asdict(train),
         "seed": seed,
         "dtype": dtype,
+        "chat_template": chat_template,
     }
     spec_file = folder / "stage.json"
     spec_file.write_text(json.dumps(spec, indent=2))
@@ -82,14 +83,14 @@ def accelerate_command(spec_file: Path, execution: ExecutionSection) -> list[str
 
 def launch_training(
     kind: str, model_path: str, records: Sequence[dict], out_dir: Path, train: TrainSection, seed: int,
-    dtype: str, execution: ExecutionSection,
+    dtype: str, execution: ExecutionSection, chat_template: str = "auto",
 ) -> dict:
     """Run the ``kind`` trainer ("sft" or "dpo") under ``accelerate launch``; return its summary."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch-", dir=out_dir.parent))
     try:
-        spec_file = write_spec(folder, kind, model_path, records, out_dir, train, seed, dtype)
+        spec_file = write_spec(folder, kind, model_path, records, out_dir, train, seed, dtype, chat_template)
         command = accelerate_command(spec_file, execution)
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // execution.num_processes)))
@@ -131,7 +132,8 @@ def run_spec(spec_file: Path) -> dict:
     spec = read_spec(spec_file)
     module_name, function_name = TRAINERS[spec["kind"]]
     trainer = getattr(importlib.import_module(module_name), function_name)
-    return trainer(spec["model_path"], spec["records"], Path(spec["out_dir"]), spec["train"], spec["seed"], spec["dtype"])
+    return trainer(spec["model_path"], spec["records"], Path(spec["out_dir"]), spec["train"], spec["seed"], spec["dtype"],
+                   chat_template=spec.get("chat_template", "auto"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """ORM verifier (Cobbe et al. 2021): the LM with a scalar head, trained to predict correctness.
 
-Initialised from G_SFT; the head reads the last token of prompt + completion (+EOS)
-and is trained with binary cross-entropy on the checker's labels. The score of a
+Initialised from G_SFT; the head reads the last token of prompt + completion (+ end token),
+tokenized by ``SequenceFormat`` as for every other stage, and is trained with binary
+cross-entropy on the checker's labels. Examples longer than ``max_length`` are left out and
+counted, as in SFT and DPO. The score of a
 candidate is the predicted probability that it is correct.
 
 With ``lm_loss > 0`` the model also keeps its language-modelling loss on the completion
@@ -18,23 +20,29 @@ from typing import Sequence
 from vstar.config import TrainSection
 from vstar.errors import VstarError
 from vstar.models import load_tokenizer
+from vstar.models.sequence import SequenceFormat, sequence_format
 from vstar.training.common import ProgressBar, final_losses, log, trainer_kwargs
+from vstar.training.data import length_report
 
 
-def _encode(tokenizer, examples: Sequence[dict], max_length: int, lm_targets: bool = False) -> list[dict]:
-    rows = []
+def _encode(fmt: SequenceFormat, examples: Sequence[dict], max_length: int, lm_targets: bool = False
+            ) -> tuple[list[dict], dict]:
+    """Rows for the trainer, and the counts of ``length_report``."""
+    rows, lengths = [], []
     for e in examples:
-        ids = tokenizer(e["prompt"] + e["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        row = {"input_ids": ids[-max_length:], "labels": [float(e["correct"])]}  # keep the end: the head reads it
+        ids, start = fmt.encode(e["prompt"], e["completion"], e.get("finished", True))
+        lengths.append(len(ids))
+        if len(ids) > max_length:
+            continue
+        row = {"input_ids": ids, "labels": [float(e["correct"])]}
         if lm_targets:  # next-token targets on the completion only
-            prompt_length = len(tokenizer(e["prompt"], add_special_tokens=False)["input_ids"])
-            row["lm_labels"] = ([-100] * prompt_length + ids[prompt_length:])[-max_length:]
+            row["lm_labels"] = [-100] * start + ids[start:]
         rows.append(row)
-    return rows
+    return rows, length_report(len(rows), lengths, max_length, "verifier.max_length", "examples")
 
 
 def train_orm(sft_path: str, examples: Sequence[dict], out_dir: Path, train: TrainSection, seed: int,
-              lm_loss: float = 0.0) -> dict:
+              lm_loss: float = 0.0, chat_template: str = "auto") -> dict:
     """Train on ``examples`` ({"prompt", "completion", "correct"}) and save the classifier to ``out_dir``.
     ``lm_loss``: weight of the LM loss on the completion added to the classification loss."""
     import torch
@@ -48,7 +56,9 @@ def train_orm(sft_path: str, examples: Sequence[dict], out_dir: Path, train: Tra
         sft_path, num_labels=1, problem_type="multi_label_classification", dtype=torch.float32
     )
     model.config.pad_token_id = tokenizer.pad_token_id
-    dataset = Dataset.from_list(_encode(tokenizer, examples, train.max_length, lm_targets=lm_loss > 0))
+    rows, lengths = _encode(sequence_format(tokenizer, chat_template, sft_path), examples, train.max_length,
+                            lm_targets=lm_loss > 0)
+    dataset = Dataset.from_list(rows)
     kwargs = trainer_kwargs(train, out_dir, seed, len(dataset))
     kwargs.pop("max_length")
     joint = None
@@ -74,7 +84,8 @@ def train_orm(sft_path: str, examples: Sequence[dict], out_dir: Path, train: Tra
     tokenizer.save_pretrained(str(out_dir))
     summary = {
         "examples": len(dataset),
-        "positives": int(sum(e["correct"] for e in examples)),
+        **lengths,
+        "positives": int(sum(row["labels"][0] for row in rows)),
         "steps": result.global_step,
         "lm_loss_weight": lm_loss,
         "train_tokens": int(sum(len(r["input_ids"]) for r in dataset) * train.epochs),

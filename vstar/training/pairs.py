@@ -10,18 +10,20 @@ from typing import Iterable
 def build_pairs(labeled: Iterable[dict], cap: int, seed: int) -> tuple[list[dict], dict]:
     """Pairs ``{problem_id, prompt, chosen, rejected}`` and counts.
 
-    ``labeled`` holds ``{problem_id, prompt, completion, correct}`` records (gold
-    solutions count as correct). Identical completions are merged first, so a
+    ``labeled`` holds ``{problem_id, prompt, completion, correct[, finished]}`` records
+    (gold solutions count as correct). Identical completions are merged first, so a
     pair never repeats; if a problem has more than ``cap`` pairs, ``cap`` of them
-    are drawn at random (seeded).
+    are drawn at random (seeded). Each side's ``finished`` flag (did the completion end
+    with the end token?) travels with the pair as ``chosen_finished``/``rejected_finished``,
+    so DPO trains on the sequence that scoring scores.
     """
-    correct: dict[str, dict[str, None]] = defaultdict(dict)
-    incorrect: dict[str, dict[str, None]] = defaultdict(dict)
+    correct: dict[str, dict[str, bool]] = defaultdict(dict)
+    incorrect: dict[str, dict[str, bool]] = defaultdict(dict)
     prompts: dict[str, str] = {}
     for record in labeled:
         pid = record["problem_id"]
         prompts[pid] = record["prompt"]
-        (correct if record["correct"] else incorrect)[pid][record["completion"]] = None
+        (correct if record["correct"] else incorrect)[pid].setdefault(record["completion"], record.get("finished", True))
     rng = random.Random(seed)
     pairs: list[dict] = []
     total_before_cap = 0
@@ -36,7 +38,8 @@ def build_pairs(labeled: Iterable[dict], cap: int, seed: int) -> tuple[list[dict
         chosen_index = range(n) if n <= cap else sorted(rng.sample(range(n), cap))
         for flat in chosen_index:
             g, b = divmod(flat, len(bad))
-            pairs.append({"problem_id": pid, "prompt": prompts[pid], "chosen": good[g], "rejected": bad[b]})
+            pairs.append({"problem_id": pid, "prompt": prompts[pid], "chosen": good[g], "rejected": bad[b],
+                          "chosen_finished": correct[pid][good[g]], "rejected_finished": incorrect[pid][bad[b]]})
     counts = {
         "problems": len(prompts),
         "problems_with_pairs": problems_with_pairs,
