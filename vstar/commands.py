@@ -272,7 +272,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from vstar.report import write_report
 
-    print(write_report([Path(r) for r in args.runs]))
+    print(write_report([Path(r) for r in args.runs], recompute=args.recompute))
     return 0
 
 

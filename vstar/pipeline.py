@@ -131,6 +131,9 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
     finally:
         for opened in [task, *transfers.values()]:
             opened.close()
+    from vstar.evaluation.metrics_files import refresh_metrics
+
+    refresh_metrics(run.root)  # a resumed run's metrics.json from older metrics code: recomputed
     return _load_metrics(run)
 
 

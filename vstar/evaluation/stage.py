@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar.config import Config
-from vstar.rundir import RunDir, read_jsonl, write_json, write_jsonl
+from vstar.rundir import RunDir, read_jsonl, write_jsonl
 from vstar.tasks import Task
 
 #: candidate sources: the final generator G_T and, for the SFT baseline, G_SFT
@@ -91,21 +91,11 @@ def baselines_enabled(config: Config) -> bool:
 
 
 def write_metrics(config: Config, out_dir: Path, compute: dict, extra_curves: dict | None = None) -> dict:
-    """Metrics from candidates, labels and scores (plus classifier_scores.jsonl, if the baselines
-    wrote one) -> metrics.json; ``compute`` is recorded in it."""
-    from vstar.evaluation.tables import compute_metrics, merge_scores
+    """Metrics from the evaluation's files -> metrics.json (``metrics_files.write_metrics_json``);
+    ``compute`` is recorded in it."""
+    from vstar.evaluation.metrics_files import write_metrics_json
 
-    scores = read_jsonl(out_dir / "scores.jsonl")
-    classifier_scores = out_dir / "classifier_scores.jsonl"
-    if (config.baselines.orm or config.baselines.genrm) and classifier_scores.exists():
-        scores = merge_scores(scores, read_jsonl(classifier_scores))
-    metrics = compute_metrics(
-        read_jsonl(out_dir / "candidates.jsonl"), read_jsonl(out_dir / "labels.jsonl"), scores, config,
-        extra_curves=extra_curves or None,
-    )
-    metrics["compute"] = {k: v for k, v in compute.items() if k != "seconds"}
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    return write_metrics_json(config, out_dir, compute, extra_curves)
 
 
 def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, verifier: str | None, out_dir: Path) -> dict:
