@@ -77,3 +77,13 @@ def test_current_metrics_are_left_alone_unless_recompute_is_asked(tmp_path, caps
     assert "recomputed" not in capsys.readouterr().err
     assert main(["report", "--recompute", str(run.root)]) == 0
     assert "recomputed" in capsys.readouterr().err
+
+
+def test_a_run_that_cannot_be_recomputed_is_reported_as_it_is(tmp_path, capsys):
+    run = _write_run(tmp_path / "run")
+    (run.eval / "scores.jsonl").unlink()
+    assert main(["report", str(run.root)]) == 0
+    assert "left as they are" in capsys.readouterr().err
+    assert "Older metrics code wrote this metrics.json" in (run.root / "report.md").read_text()
+    assert main(["report", "--recompute", str(run.root)]) == 2  # asked for explicitly: an error
+    assert "scores.jsonl: missing" in capsys.readouterr().err

@@ -108,3 +108,4 @@ def test_findings_claim_a_difference_only_when_the_paired_interval_excludes_zero
     old = findings({"curves": {"V-STaR best-of-k": {"16": {"mean": 0.4}},
                                "control: G_SFT likelihood best-of-k": {"16": {"mean": 0.3}}}}, 16)
     assert len(old) == 1 and "no difference between methods is claimed" in old[0][1]
+    assert not any("better" in text or "adds information" in text for _, text in old)

@@ -57,8 +57,9 @@ def findings(metrics: dict, table_k: int) -> list[tuple[str, str]]:
                         "through a wrong solution; every selection rule, votes included, is credited with the "
                         "candidate it returns, so these count as wrong."))
     if "comparisons" not in metrics:
-        out.append(("note", "This metrics.json has no paired comparisons (an older vstar wrote it), so no "
-                            "difference between methods is claimed; `vstar report --recompute RUN_DIR` adds them."))
+        out.append(("note", "Older metrics code wrote this metrics.json: it has no paired comparisons, so no "
+                            "difference between methods is claimed, and its vote rows credit a right answer even "
+                            "when the solutions giving it are wrong. `vstar report --recompute RUN_DIR` recomputes it."))
         return out
     return out + [comparison_finding(row) for row in metrics["comparisons"]]
 
@@ -156,6 +157,20 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
     return html_parts, md
 
 
+def _refresh(run: Path, force: bool) -> None:
+    """Recompute the run's metrics.json files written by older metrics code (all, with ``force``).
+    Unless forced, a run that cannot be recomputed is reported as it is, with a warning."""
+    try:
+        rewritten = refresh_metrics(run, force=force)
+    except VstarError as error:
+        if force:
+            raise
+        print(f"vstar: warning: {run}: metrics from older metrics code left as they are: {error}", file=sys.stderr)
+        return
+    for path in rewritten:
+        print(f"vstar: recomputed {path} with the current metrics code", file=sys.stderr)
+
+
 def write_report(runs: list[Path], out_dir: Path | None = None, recompute: bool = False) -> Path:
     """report.html + report.md + PNGs, in the run (one run) or ``out_dir`` (default ./report). Returns the HTML path.
 
@@ -164,8 +179,7 @@ def write_report(runs: list[Path], out_dir: Path | None = None, recompute: bool 
     """
     runs = [Path(r) for r in runs]
     for run in runs:
-        for path in refresh_metrics(run, force=recompute):
-            print(f"vstar: recomputed {path} with the current metrics code", file=sys.stderr)
+        _refresh(run, recompute)
     metrics = {r.name: _load(r) for r in runs}
     if len(metrics) < len(runs):
         raise VstarError("vstar report: runs to compare must have different directory names.")
