@@ -55,6 +55,10 @@ def test_metrics_hold_every_method(run_dir):
             "control: G_SFT likelihood", "control: generator mean log-prob"} <= methods
     for row in metrics["table"]:
         assert 0 <= row["lo"] <= row["mean"] <= row["hi"] <= 1
+    # V-STaR against each baseline, paired on the same 8 test problems
+    compared = {row["b"] for row in metrics["comparisons"] if row["a"] == "V-STaR best-of-4"}
+    assert {"ORM best-of-4", "GenRM best-of-4", "V-STaR[1 iter] best-of-4", "control: G_SFT likelihood best-of-4"} <= compared
+    assert {row["n_problems"] for row in metrics["comparisons"]} == {8}
 
 
 def test_report_is_self_contained_html(run_dir):

@@ -24,6 +24,7 @@ from vstar.evaluation import (
 )
 from vstar.evaluation.metrics import majority_of, prepare_problems
 from vstar.evaluation.voting import subset_vote_mean
+from vote_brute_force import brute_vote
 
 
 # ---------------------------------------------------------------- brute force
@@ -51,24 +52,6 @@ def paper_formula_over_tie_orders(scores, correct, k):
             total = sum(math.comb(n - i - 1, k - 1) * correct[order[i]] for i in range(n - k + 1))
             results.append(total / math.comb(n, k))
     return float(np.mean(results))
-
-
-def brute_vote(answers, answer_correct, k, weights=None):
-    """Weighted plurality of every k-subset; None never votes; ties share the credit."""
-    weights = np.ones(len(answers)) if weights is None else weights
-    worth = {a: c for a, c in zip(answers, answer_correct) if a is not None}
-    values = []
-    for subset in itertools.combinations(range(len(answers)), k):
-        votes = {}
-        for i in subset:
-            if answers[i] is not None:
-                votes[answers[i]] = votes.get(answers[i], 0.0) + weights[i]
-        if not votes:
-            values.append(0.0)
-            continue
-        best = max(votes.values())
-        values.append(np.mean([worth[a] for a, v in votes.items() if v >= best - 1e-12]))
-    return float(np.mean(values))
 
 
 def random_case(rng, n_max=9, n_answers=4, ties=True):
@@ -178,9 +161,9 @@ def test_majority_matches_enumeration_on_structured_counts():
         answers += [None] * (16 - len(answers))
         answer_correct = [a in ("a1", "a3") for a in answers]
         group = np.array([int(a[1:]) if a else -1 for a in answers])
-        worth = np.array([float(f"a{i}" in ("a1", "a3")) for i in range(len(layout))])
+        correct = np.array(answer_correct, dtype=float)
         for k in range(1, 17):
-            enumerated = subset_vote_mean(group, np.ones(16), worth, k, np.random.default_rng(0), 20_000, 0)
+            enumerated = subset_vote_mean(group, np.ones(16), np.zeros(16), correct, k, np.random.default_rng(0), 20_000, 0)
             assert majority_at_k(answers, answer_correct, k) == pytest.approx(enumerated, abs=1e-10)
 
 
@@ -191,10 +174,10 @@ def test_majority_large_n_agrees_with_random_subsets():
     rng.shuffle(answers)
     answer_correct = [a in ("a1", "a4") for a in answers]
     group = np.array([int(a[1:]) if a else -1 for a in answers])
-    worth = np.array([float(i in (1, 4)) for i in range(len(counts))])
+    correct = np.array(answer_correct, dtype=float)
     for k in (3, 16, 64, 100):
         exact = majority_at_k(answers, answer_correct, k)
-        sampled = subset_vote_mean(group, np.ones(128), worth, k, rng, 0, 20_000)
+        sampled = subset_vote_mean(group, np.ones(128), np.zeros(128), correct, k, rng, 0, 20_000)
         assert exact == pytest.approx(sampled, abs=5 * 0.5 / math.sqrt(20_000))
 
 
@@ -234,13 +217,13 @@ def test_weighted_vote_matches_brute_force_exactly_and_by_sampling():
         answers, answer_correct, scores = random_case(rng, n_max=9, ties=bool(rng.random() < 0.5))
         weights = score_weights(scores)
         for k in range(1, len(answers) + 1):
-            expected = brute_vote(answers, answer_correct, k, weights)
+            expected = brute_vote(answers, answer_correct, k, weights, scores)
             assert weighted_majority_at_k(answers, answer_correct, scores, k) == pytest.approx(expected, abs=1e-10)
     answers = ["a", "b", "c", "a", "b", None, "a", "c", "b", "b", "a", "c"]
     answer_correct = [a == "c" for a in answers]
     scores = np.linspace(0.0, 1.0, 12)
     for k in (4, 6, 8):
-        expected = brute_vote(answers, answer_correct, k, score_weights(scores))
+        expected = brute_vote(answers, answer_correct, k, score_weights(scores), scores)
         sampled = weighted_majority_at_k(answers, answer_correct, scores, k, rng=rng, max_subsets=1, n_subsets=20_000)
         assert sampled == pytest.approx(expected, abs=5 * 0.5 / math.sqrt(20_000))
 

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="write report.md and plots for one or more runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--recompute", action="store_true",
+                     help="recompute every metrics.json from the run's saved candidates, labels and scores first "
+                          "(done anyway for one written by older metrics code); nothing is sampled or scored")
 
     sub.add_parser("tasks", help="list the tasks and their options")
     return parser

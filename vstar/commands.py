@@ -247,7 +247,8 @@ def _read_records(path: str, fields: tuple[str, ...]) -> list[dict]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from vstar.pipeline import evaluate_run, transfer_config
+    from vstar.config import transfer_config
+    from vstar.pipeline import evaluate_run
     from vstar.report.text import format_table
 
     run = RunDir(args.run)
@@ -272,7 +273,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from vstar.report import write_report
 
-    print(write_report([Path(r) for r in args.runs]))
+    print(write_report([Path(r) for r in args.runs], recompute=args.recompute))
     return 0
 
 

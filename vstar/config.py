@@ -295,6 +295,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     return from_dict(data, source)
 
 
+def transfer_config(config: Config, name: str, options: dict) -> Config:
+    """``config`` with another task in place of the trained one (for its test split)."""
+    task = dataclasses.replace(config.task, name=name, options=dict(options))
+    return dataclasses.replace(config, task=task)
+
+
 def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 

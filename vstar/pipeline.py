@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from vstar import __version__, baselines, stages
-from vstar.config import Config, dump_yaml
+from vstar.config import Config, dump_yaml, transfer_config
 from vstar.errors import VstarError
 from vstar.evaluation import stage as ev
 from vstar.models.pretrained import resolve_model
@@ -130,6 +130,9 @@ def run_pipeline(config: Config, run: RunDir, task: Task | None = None) -> dict:
     finally:
         for opened in [task, *transfers.values()]:
             opened.close()
+    from vstar.evaluation.metrics_files import refresh_metrics
+
+    refresh_metrics(run.root)  # a resumed run's metrics.json from older metrics code: recomputed
     return _load_metrics(run)
 
 
@@ -222,12 +225,6 @@ def evaluate_run(config: Config, run: RunDir, task: Task, final_generator: str, 
         summary.update(baselines.evaluate_baselines(config, run, task, out_dir))
         extra_curves = summary.pop("curves")
     return ev.write_metrics(config, out_dir, summary, extra_curves)
-
-
-def transfer_config(config: Config, name: str, options: dict) -> Config:
-    """``config`` with another task in place of the trained one (for its test split)."""
-    task = dataclasses.replace(config.task, name=name, options=dict(options))
-    return dataclasses.replace(config, task=task)
 
 
 def _transfer(config: Config, run: RunDir, name: str, task: Task, baselines_key: str) -> None:

@@ -8,12 +8,20 @@ them looks at "the first k samples".
 - ``pass_at_k``: probability that at least one of the k is correct (Chen et al. 2021).
 - ``best_of_k``: correctness of the best-scored candidate of the k (the V-STaR paper's
   estimator); candidates with equal scores are ranked in a uniformly random order.
-- ``majority_at_k``: correctness of the most frequent answer among the k; ties between
-  answers are broken uniformly at random; a candidate with answer None never votes.
-  Exact (see ``vstar/evaluation/voting.py``).
-- ``weighted_majority_at_k``: as maj@k, but each candidate votes with a weight derived
-  from its verifier score (``score_weights``). Exact by enumeration when C(N, k) is
-  small, otherwise a Monte-Carlo average over random subsets.
+- ``majority_at_k``: the most frequent answer among the k wins (ties between answers
+  broken uniformly at random; a candidate with answer None never votes), and the vote
+  returns a uniformly random one of the k candidates with that answer: its correctness
+  is the credit. Exact (see ``vstar/evaluation/voting.py``).
+- ``weighted_majority_at_k``: each candidate votes with a weight derived from its
+  verifier score (``score_weights``); the vote returns the highest-scored of the k
+  candidates with the winning answer. Exact by enumeration when C(N, k) is small,
+  otherwise a Monte-Carlo average over random subsets.
+
+Every selection rule is credited with the candidate it returns, judged by ``correct``:
+a vote whose winning answer is right but whose returned candidate is a wrong solution
+scores 0. A task's ``answer_correct`` (is the answer itself right) is not used by any of
+them. When ``correct`` is the same for all candidates with the same answer (GSM8K,
+MATH: a right answer is a right solution) the votes equal answer-level credit exactly.
 
 Bad input raises ``EstimatorInputError``, which is both a ``ValueError`` and a
 ``VstarError``.
@@ -121,17 +129,17 @@ def best_of_k(scores: Sequence[float] | np.ndarray, correct: Sequence[bool] | np
 
 
 def answer_groups(
-    answers: Sequence[object], answer_correct: Sequence[bool] | np.ndarray
+    answers: Sequence[object], correct: Sequence[bool] | np.ndarray, field: str = "correct"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group candidates by answer.
 
     Returns ``(group_of_candidate, counts, group_correct)``: for each candidate the index
     of its distinct answer (-1 for None), each distinct answer's number of candidates,
-    and its correctness (the mean of ``answer_correct`` over its candidates, which is
-    just that value when the checker is consistent).
+    and the mean of ``correct`` over its candidates (what maj@k credits a vote won by
+    that answer). ``field`` names ``correct`` in error messages.
     """
     n = len(answers)
-    correct_array = as_fraction_array(answer_correct, "answer_correct", n)
+    correct_array = as_fraction_array(correct, field, n)
     index: dict[object, int] = {}
     group = np.full(n, -1, dtype=np.int64)
     for position, answer in enumerate(answers):
@@ -144,17 +152,22 @@ def answer_groups(
 
 
 def majority_at_k(
-    answers: Sequence[object], answer_correct: Sequence[bool] | np.ndarray, k: int, rng: object = None
+    answers: Sequence[object], correct: Sequence[bool] | np.ndarray, k: int, rng: object = None
 ) -> float:
-    """maj@k: expected correctness of the plurality answer of a uniformly random k-subset.
+    """maj@k: expected correctness of the candidate a plurality vote returns from a
+    uniformly random k-subset: a uniformly random one of the subset's candidates that
+    give the most-voted answer.
 
     Ties between the most-voted answers get fractional credit (uniform tie-break);
-    candidates whose answer is None never vote; a subset with no answer scores 0.
-    Exact over all C(N, k) subsets via generating functions (``voting.exact_majority``),
-    so ``rng`` is unused (accepted for symmetry with ``weighted_majority_at_k``).
+    candidates whose answer is None never vote; a subset with no answer scores 0. By
+    symmetry a vote won by answer a is worth the mean of ``correct`` over all of a's
+    candidates (``voting`` module docstring). Exact over all C(N, k) subsets via
+    generating functions (``voting.exact_majority``), so ``rng`` is unused (accepted for
+    symmetry with ``weighted_majority_at_k``). maj@1 is pass@1 when every correct
+    candidate has an answer.
     """
     check_k(len(answers), k)
-    _, counts, group_correct = answer_groups(answers, answer_correct)
+    _, counts, group_correct = answer_groups(answers, correct)
     return exact_majority(counts, group_correct, len(answers), k)
 
 
@@ -179,7 +192,7 @@ def score_weights(scores: Sequence[float] | np.ndarray, temperature: float = 1.0
 
 def weighted_majority_at_k(
     answers: Sequence[object],
-    answer_correct: Sequence[bool] | np.ndarray,
+    correct: Sequence[bool] | np.ndarray,
     scores: Sequence[float] | np.ndarray,
     k: int,
     rng: np.random.Generator | None = None,
@@ -193,6 +206,8 @@ def weighted_majority_at_k(
     (computed over all N candidates of the problem; the common factor does not change a
     vote). The answer with the largest total weight among those present wins; exact ties
     get fractional credit; None answers never vote; a subset without answers scores 0.
+    The vote returns the highest-scored of the subset's candidates with the winning
+    answer (equal scores share the credit), and is worth that candidate's ``correct``.
 
     Exact (all subsets enumerated) when C(N, k) <= ``max_subsets`` (k = 1, 2, N-2, N-1, N for
     N = 128). Otherwise the mean over ``n_subsets`` uniformly random k-subsets: a fixed
@@ -204,10 +219,12 @@ def weighted_majority_at_k(
     """
     n = len(answers)
     check_k(n, k)
-    weights = score_weights(scores, temperature)
-    if len(weights) != n:
-        raise EstimatorInputError(f"scores: expected {n} values (one per candidate), got {len(weights)}")
-    group, _, group_correct = answer_groups(answers, answer_correct)
+    score_array = as_score_array(scores)
+    if len(score_array) != n:
+        raise EstimatorInputError(f"scores: expected {n} values (one per candidate), got {len(score_array)}")
+    correct_array = as_fraction_array(correct, "correct", n)
+    group, _, _ = answer_groups(answers, correct_array)
     if rng is None:
         rng = np.random.default_rng(0)
-    return subset_vote_mean(group, weights, group_correct, k, rng, max_subsets, n_subsets)
+    weights = score_weights(score_array, temperature)
+    return subset_vote_mean(group, weights, score_array, correct_array, k, rng, max_subsets, n_subsets)

@@ -4,8 +4,12 @@ Input, one dict per problem (extra keys such as ``id`` are allowed and ignored):
 
     correct:        N bools, candidate i is right (passes the check)
     answers:        N normalised final answers (str, or None for "no answer")
-    answer_correct: N bools, answer i would be right if a vote picked it
+    answer_correct: optional N bools, answer i is itself right (a diagnostic: a wrong
+                    chain can reach a right answer; no selection rule is scored with it)
     scores:         optional {name: N floats}, verifier scores, higher = better
+
+Every selection rule (Best-of-k, maj@k, the weighted vote) is credited with the
+``correct`` of the candidate it returns (see ``estimators``).
 
 Output is plain JSON data: ``{k: {"mean": float, "lo": float, "hi": float}}`` per metric
 (``json.dumps`` writes the int keys k as strings).
@@ -40,8 +44,10 @@ class PreparedProblem:
     correct: np.ndarray  # (N,) float 0/1
     group: np.ndarray  # (N,) index of each candidate's distinct answer, -1 for None
     answer_counts: np.ndarray  # (answers,) candidates per distinct answer
-    answer_worth: np.ndarray  # (answers,) correctness of each distinct answer
+    answer_worth: np.ndarray  # (answers,) mean ``correct`` of each answer's candidates
     scores: Mapping[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) float
+    problem_id: str = ""  # the input's ``id`` (str), or its position
+    answer_correct: np.ndarray | None = None  # (N,) float 0/1, a diagnostic only
 
     @property
     def n(self) -> int:
@@ -57,15 +63,17 @@ def prepare_problem(problem: Mapping[str, Any] | PreparedProblem, index: int) ->
         return problem
     name = f"problem {index}" + (f" (id {problem['id']!r})" if "id" in problem else "")
     try:
-        for key in ("correct", "answers", "answer_correct"):
+        for key in ("correct", "answers"):
             if key not in problem:
                 raise EstimatorInputError(f"missing field {key!r} (expected N values, one per candidate)")
         n = len(problem["answers"])
         if n == 0:
             raise EstimatorInputError("field 'answers': no candidates (expected N >= 1)")
         correct = as_fraction_array(problem["correct"], "field 'correct'", n)
-        answer_correct = as_fraction_array(problem["answer_correct"], "field 'answer_correct'", n)
-        group, counts, worth = answer_groups(list(problem["answers"]), answer_correct)
+        answer_correct = None
+        if problem.get("answer_correct") is not None:
+            answer_correct = as_fraction_array(problem["answer_correct"], "field 'answer_correct'", n)
+        group, counts, worth = answer_groups(list(problem["answers"]), correct, "field 'correct'")
         scores = {}
         for score_name, values in dict(problem.get("scores") or {}).items():
             field_name = f"field 'scores.{score_name}'"
@@ -74,7 +82,8 @@ def prepare_problem(problem: Mapping[str, Any] | PreparedProblem, index: int) ->
                 raise EstimatorInputError(f"{field_name}: expected {n} values, got {len(scores[score_name])}")
     except EstimatorInputError as error:
         raise EstimatorInputError(f"{name}: {error}") from None
-    return PreparedProblem(index, name, correct, group, counts, worth, scores)
+    problem_id = str(problem.get("id", index))
+    return PreparedProblem(index, name, correct, group, counts, worth, scores, problem_id, answer_correct)
 
 
 def prepare_problems(problems: Iterable[Mapping[str, Any] | PreparedProblem]) -> list[PreparedProblem]:
@@ -102,6 +111,14 @@ def curve(
     ``per_problem_fn(problem, k)`` (``problem`` a ``PreparedProblem``) with a percentile
     bootstrap interval over problems (``n_boot`` resamples, ``seed``).
     """
+    values = curve_values(per_problem_fn, problems, ks)
+    return summarize(values, n_boot=n_boot, alpha=alpha, seed=seed)
+
+
+def curve_values(
+    per_problem_fn: PerProblemFn, problems: Sequence[Mapping[str, Any] | PreparedProblem], ks: Iterable[int]
+) -> dict[int, np.ndarray]:
+    """``{k: per-problem values}``: ``per_problem_fn(problem, k)`` for every problem, in order."""
     prepared = prepare_problems(problems)
     if not prepared:
         raise EstimatorInputError("curve: no problems to evaluate")
@@ -111,8 +128,17 @@ def curve(
         for problem in prepared:
             if k > problem.n:
                 raise EstimatorInputError(f"{problem.name}: k={k} exceeds its {problem.n} candidates")
-        values = [per_problem_fn(problem, k) for problem in prepared]
-        mean, lo, hi = bootstrap_ci(values, n_boot=n_boot, alpha=alpha, seed=seed)
+        table[k] = np.array([per_problem_fn(problem, k) for problem in prepared], dtype=float)
+    return table
+
+
+def summarize(
+    values: Mapping[int, np.ndarray], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict[int, dict[str, float]]:
+    """``{k: {"mean", "lo", "hi"}}`` from per-problem values (``curve_values``)."""
+    table = {}
+    for k, per_problem in values.items():
+        mean, lo, hi = bootstrap_ci(per_problem, n_boot=n_boot, alpha=alpha, seed=seed)
         table[k] = {"mean": mean, "lo": lo, "hi": hi}
     return table
 
@@ -124,7 +150,7 @@ def pass_at_k_of(problem: PreparedProblem, k: int) -> float:
 
 
 def majority_of(problem: PreparedProblem, k: int) -> float:
-    """Exact maj@k of one prepared problem."""
+    """Exact maj@k of one prepared problem (credited with the candidate the vote returns)."""
     return exact_majority(problem.answer_counts, problem.answer_worth, problem.n, k)
 
 
@@ -148,14 +174,16 @@ def weighted_majority_fn(
     score_name: str, temperature: float = 1.0, max_subsets: int = 10_000, n_subsets: int = 1_000, seed: int = 0
 ) -> PerProblemFn:
     """Per-problem verifier-weighted vote with weights exp((s - max s) / temperature)
-    from ``scores[score_name]``; exact up to ``max_subsets`` subsets, else ``n_subsets``
-    random ones (see ``estimators.weighted_majority_at_k``), drawn with a generator
-    seeded by (seed, k, problem index): reproducible, independent across problems."""
+    from ``scores[score_name]``, returning the highest-scored candidate of the winning
+    answer; exact up to ``max_subsets`` subsets, else ``n_subsets`` random ones (see
+    ``estimators.weighted_majority_at_k``), drawn with a generator seeded by (seed, k,
+    problem index): reproducible, independent across problems."""
 
     def weighted(problem: PreparedProblem, k: int) -> float:
-        weights = score_weights(_scores(problem, score_name), temperature)
+        scores = _scores(problem, score_name)
+        weights = score_weights(scores, temperature)
         rng = np.random.default_rng([seed, k, problem.index])
-        return subset_vote_mean(problem.group, weights, problem.answer_worth, k, rng, max_subsets, n_subsets)
+        return subset_vote_mean(problem.group, weights, scores, problem.correct, k, rng, max_subsets, n_subsets)
 
     return weighted
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar.config import Config
-from vstar.evaluation.tables import compute_metrics, merge_scores
-from vstar.rundir import RunDir, read_jsonl, write_json, write_jsonl
+from vstar.evaluation.metrics_files import write_metrics_json
+from vstar.rundir import RunDir, read_jsonl, write_jsonl
 from vstar.stages import label, sample_records, scorer
 from vstar.tasks import Task
 
@@ -75,16 +75,6 @@ def score_candidates(config: Config, run: RunDir, final_generator: str, verifier
 
 
 def write_metrics(config: Config, out_dir: Path, compute: dict, extra_curves: dict | None = None) -> dict:
-    """Metrics from candidates, labels and scores (plus classifier_scores.jsonl, if the baselines
-    wrote one) -> metrics.json; ``compute`` is recorded in it."""
-    scores = read_jsonl(out_dir / "scores.jsonl")
-    classifier_scores = out_dir / "classifier_scores.jsonl"
-    if (config.baselines.orm or config.baselines.genrm) and classifier_scores.exists():
-        scores = merge_scores(scores, read_jsonl(classifier_scores))
-    metrics = compute_metrics(
-        read_jsonl(out_dir / "candidates.jsonl"), read_jsonl(out_dir / "labels.jsonl"), scores, config,
-        extra_curves=extra_curves or None,
-    )
-    metrics["compute"] = {k: v for k, v in compute.items() if k != "seconds"}
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    """Metrics from the evaluation's files -> metrics.json (``metrics_files.write_metrics_json``);
+    ``compute`` is recorded in it."""
+    return write_metrics_json(config, out_dir, compute, extra_curves)

@@ -1,4 +1,5 @@
-"""A run's evaluation metrics: curves over k with 95% bootstrap intervals, and the summary table."""
+"""A run's evaluation metrics: curves over k with 95% bootstrap intervals, the summary table,
+and paired comparisons of the key selection rules."""
 
 from __future__ import annotations
 
@@ -7,19 +8,26 @@ from collections import defaultdict
 import numpy as np
 
 from vstar.config import Config
+from vstar.evaluation.comparisons import key_comparisons, per_problem_section
 from vstar.evaluation.metrics import (
     PreparedProblem,
     best_of_k_fn,
-    curve,
+    curve_values,
     default_ks,
     majority_of,
     pass_at_k_of,
     prepare_problems,
+    summarize,
     weighted_majority_fn,
 )
 
 #: what the V-STaR paper scores with: the verifier's log-likelihood log V(y|x)
 PAPER_SCORE = "V-STaR"
+
+#: bump whenever a change to the metrics code changes a number in metrics.json: a run whose
+#: metrics.json records an older version is recomputed from its saved candidates, labels and
+#: scores by ``vstar report`` (``metrics_files.refresh_metrics``); none = version 1
+METRICS_VERSION = 2
 
 
 def score_variants(columns: dict[str, np.ndarray], beta: float) -> dict[str, np.ndarray]:
@@ -77,42 +85,96 @@ def merge_scores(*tables: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-def rft_curves(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config) -> dict:
-    """RFT's pass@k and V-STaR[1 iter]'s Best-of-k, from G_RFT's candidates scored by V[1 iter]."""
-    ks = sorted(set(config.eval.ks)) if config.eval.ks else default_ks(config.eval.n_candidates)
+def configured_ks(config: Config) -> list[int]:
+    """eval.ks, sorted, or 1, 2, 4, ... up to eval.n_candidates."""
+    return sorted(set(config.eval.ks)) if config.eval.ks else default_ks(config.eval.n_candidates)
+
+
+def selection_rules(by_source: dict[str, list[PreparedProblem]], seed: int) -> dict[str, tuple]:
+    """Curve name -> (per-problem function, problems): SFT's and G_T's pass@k and maj@k
+    (where candidates give answers), Best-of-k for every ranking, the weighted vote."""
+    final = by_source["final"]
+    has_answers = any((p.group >= 0).any() for p in final)
+    rules: dict[str, tuple] = {}
+    for source, name in (("sft", "SFT"), ("final", "STaR†")):
+        rules[f"{name} pass@k"] = (pass_at_k_of, by_source[source])
+        if has_answers:
+            rules[f"{name} maj@k"] = (majority_of, by_source[source])
+    for score_name in final[0].scores:
+        rules[f"{score_name} best-of-k"] = (best_of_k_fn(score_name), final)
+    if has_answers and PAPER_SCORE in final[0].scores:
+        rules["V-STaR weighted vote"] = (weighted_majority_fn(PAPER_SCORE, seed=seed), final)
+    return rules
+
+
+def evaluate_rules(rules: dict[str, tuple], config: Config) -> tuple[dict, dict]:
+    """Each rule's curve over the configured ks (``{str(k): {"mean", "lo", "hi"}}``) and its
+    per-problem values at eval.table_k (``{problem id: value}``)."""
+    ks = configured_ks(config)
+    table_k = config.eval.table_k
+    curves, values = {}, {}
+    for name, (per_problem_fn, problems) in rules.items():
+        extra = [table_k] if table_k not in ks and table_k <= min(p.n for p in problems) else []
+        by_k = curve_values(per_problem_fn, problems, ks + extra)
+        points = summarize({k: by_k[k] for k in ks}, n_boot=config.eval.bootstrap, seed=config.run.seed)
+        curves[name] = {str(k): point for k, point in points.items()}
+        if table_k in by_k:
+            values[name] = {p.problem_id: float(v) for p, v in zip(problems, by_k[table_k])}
+    return curves, values
+
+
+def rft_results(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config) -> tuple[dict, dict]:
+    """RFT's pass@k and V-STaR[1 iter]'s Best-of-k, from G_RFT's candidates scored by V[1 iter]:
+    their curves and their per-problem values at eval.table_k (see ``evaluate_rules``)."""
     final = problems_by_source(candidates, labels, scores, config.verifier.beta)["final"]
-    settings = {"ks": ks, "n_boot": config.eval.bootstrap, "seed": config.run.seed}
-    curves = {"RFT pass@k": curve(pass_at_k_of, final, **settings)}
+    rules = {"RFT pass@k": (pass_at_k_of, final)}
     if PAPER_SCORE in final[0].scores:
-        curves["V-STaR[1 iter] best-of-k"] = curve(best_of_k_fn(PAPER_SCORE), final, **settings)
-    return {name: {str(k): point for k, point in points.items()} for name, points in curves.items()}
+        rules["V-STaR[1 iter] best-of-k"] = (best_of_k_fn(PAPER_SCORE), final)
+    return evaluate_rules(rules, config)
+
+
+def rft_curves(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config) -> dict:
+    """RFT's pass@k and V-STaR[1 iter]'s Best-of-k curves (``rft_results``)."""
+    return rft_results(candidates, labels, scores, config)[0]
+
+
+def answer_diagnostics(by_source: dict[str, list[PreparedProblem]]) -> dict:
+    """Per candidate source, the share of candidates that are correct and, where labels
+    carry ``answer_correct``, the share with a right answer and the share with a right
+    answer but a wrong solution (which every selection rule credits 0)."""
+    out = {}
+    for source, problems in by_source.items():
+        correct = np.concatenate([p.correct for p in problems])
+        row = {"candidates": len(correct), "correct": float(correct.mean())}
+        if all(p.answer_correct is not None for p in problems):
+            answer = np.concatenate([p.answer_correct for p in problems])
+            row["answer_correct"] = float(answer.mean())
+            row["right_answer_wrong_solution"] = float(np.mean((answer == 1.0) & (correct < 1.0)))
+        out[source] = row
+    return out
 
 
 def compute_metrics(candidates: list[dict], labels: list[dict], scores: list[dict], config: Config,
-                    extra_curves: dict | None = None) -> dict:
-    n = config.eval.n_candidates
-    ks = sorted(set(config.eval.ks)) if config.eval.ks else default_ks(n)
+                    extra_curves: dict | None = None, extra_values: dict | None = None) -> dict:
+    """metrics.json's content: curves, the summary table, the key paired comparisons at
+    eval.table_k, the per-problem values they use, and the answer diagnostics.
+    ``extra_curves`` / ``extra_values``: the baselines' curves and per-problem values."""
     by_source = problems_by_source(candidates, labels, scores, config.verifier.beta)
-    settings = {"ks": ks, "n_boot": config.eval.bootstrap, "seed": config.run.seed}
-    curves: dict[str, dict] = {}
-    final = by_source["final"]
-    has_answers = any((p.group >= 0).any() for p in final)
-    for source, name in (("sft", "SFT"), ("final", "STaR†")):
-        curves[f"{name} pass@k"] = curve(pass_at_k_of, by_source[source], **settings)
-        if has_answers:
-            curves[f"{name} maj@k"] = curve(majority_of, by_source[source], **settings)
-    for score_name in final[0].scores:
-        curves[f"{score_name} best-of-k"] = curve(best_of_k_fn(score_name), final, **settings)
-    if has_answers and PAPER_SCORE in final[0].scores:
-        curves["V-STaR weighted vote"] = curve(weighted_majority_fn(PAPER_SCORE, seed=config.run.seed), final, **settings)
-    curves = {name: {str(k): point for k, point in points.items()} for name, points in curves.items()}
+    curves, values = evaluate_rules(selection_rules(by_source, config.run.seed), config)
     curves.update(extra_curves or {})
+    values.update(extra_values or {})
+    table_k = config.eval.table_k
+    final = by_source["final"]
     return {
+        "metrics_version": METRICS_VERSION,
         "n_problems": len(final),
-        "n_candidates": n,
-        "ks": ks,
+        "n_candidates": config.eval.n_candidates,
+        "ks": configured_ks(config),
         "curves": curves,
-        "table": summary_table(curves, config.eval.table_k),
+        "table": summary_table(curves, table_k),
+        "comparisons": key_comparisons(values, table_k, n_boot=config.eval.bootstrap, seed=config.run.seed),
+        "per_problem": per_problem_section(values, [p.problem_id for p in final], table_k),
+        "diagnostics": answer_diagnostics(by_source),
     }
 
 

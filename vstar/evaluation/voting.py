@@ -1,5 +1,18 @@
 """Vote-based estimators over k-subsets: exact maj@k, and the weighted vote by subsets.
 
+Every vote is credited with the candidate it returns, as Best-of-k is:
+
+- maj@k returns a uniformly random candidate among the subset's candidates that give the
+  winning answer (ties between answers broken uniformly). Which answer wins depends only
+  on how many of each answer's candidates the subset holds; given those counts, which of
+  answer a's n_a candidates are held is uniform. So the expected credit of a subset won
+  by a is the mean of ``correct`` over all of a's candidates, c_a / n_a, however many
+  were picked: maj@k = sum_a P(a wins) * c_a / n_a, and the exact algorithm below needs
+  only that worth per answer.
+- the verifier-weighted vote returns the highest-scored candidate among the subset's
+  candidates with the winning answer (equal scores share the credit). That depends on
+  which candidates were picked, so ``subset_vote_mean`` credits it subset by subset.
+
 Exact maj@k. Draw the k-subset as independent Bernoulli(p = k/N) picks conditioned on
 picking exactly k: every k-subset is then equally likely, so
 
@@ -15,8 +28,8 @@ contributes
     G_b(z, u) = sum_{y < x} C(n_b, y) p^y q^(n_b-y) z^y + u C(n_b, x) p^x q^(n_b-x) z^x,
 
 and None candidates and smaller answers contribute an unconstrained binomial. The sum
-over winners a of r_a * [a has exactly x] * prod_{b != a} G_b (r_a: a's correctness) is
-the derivative of prod_b G_b along r. maj@k is the z^k coefficient summed over x and
+over winners a of r_a * [a has exactly x] * prod_{b != a} G_b (r_a = c_a / n_a, a's
+worth) is the derivative of prod_b G_b along r. maj@k is the z^k coefficient summed over x and
 integrated over u with Gauss-Legendre nodes (exact: the integrand is a polynomial in u
 of known degree), divided by P(k picks). Every coefficient is a probability (at most 1)
 and P(k picks) is about 1/sqrt(2 pi k (1 - k/N)), so nothing overflows for any N and
@@ -30,8 +43,9 @@ rounding errors stay near 1e-14 (the tests compare with brute force to 1e-10).
 Products over answers and the leave-one-out products of the derivative are taken
 pointwise at FFT points (prefix and suffix products, no division).
 
-Weighted vote: no such closed form (weights are real numbers), so ``subset_vote_mean``
-enumerates the subsets when there are few and otherwise averages random ones.
+Weighted vote: no such closed form (weights are real numbers, and the returned
+candidate depends on the scores of those picked), so ``subset_vote_mean`` enumerates
+the subsets when there are few and otherwise averages random ones.
 """
 
 from __future__ import annotations
@@ -93,11 +107,12 @@ def gauss_legendre_01(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return (nodes + 1.0) / 2.0, weights / 2.0
 
 
-def exact_majority(counts: np.ndarray, answer_correct: np.ndarray, n: int, k: int) -> float:
+def exact_majority(counts: np.ndarray, answer_worth: np.ndarray, n: int, k: int) -> float:
     """maj@k over all k-subsets of n candidates; ``counts[a]`` candidates give answer a,
-    which is worth ``answer_correct[a]``; the other n - sum(counts) have no answer."""
+    and a vote won by a is worth ``answer_worth[a]`` (the mean of ``correct`` over a's
+    candidates: see the module docstring); the other n - sum(counts) have no answer."""
     counts = np.asarray(counts, dtype=np.int64)
-    correct = np.asarray(answer_correct, dtype=float)
+    correct = np.asarray(answer_worth, dtype=float)
     if len(counts) == 0:
         return 0.0
     if k == n:
@@ -247,27 +262,30 @@ def subset_pool(n: int, k: int, max_subsets: int, n_subsets: int) -> np.ndarray:
     return np.argpartition(keys, k - 1, axis=1)[:, :k]
 
 
-def _small_vote_mean(group: np.ndarray, weights: np.ndarray, group_correct: np.ndarray, k: int) -> float:
+def _small_vote_mean(group: np.ndarray, weights: np.ndarray, scores: np.ndarray, correct: np.ndarray, k: int) -> float:
     """``subset_vote_mean`` for k = 1 or 2, exactly, elementwise over candidates or pairs."""
-    worth = np.where(group >= 0, group_correct[np.maximum(group, 0)], 0.0)  # a lone vote
+    worth = np.where(group >= 0, correct, 0.0)  # a candidate without an answer is never returned
     if k == 1:
         return float(worth.mean())
     first, second = np.triu_indices(len(group), 1)
     group_a, group_b = group[first], group[second]
     weight_a, weight_b = weights[first], weights[second]
     worth_a, worth_b = worth[first], worth[second]
-    same = group_a == group_b  # same answer, or both None (worth 0)
+    both = (worth_a + worth_b) / 2
+    # the same answer (or both None, worth 0): the vote returns the higher-scored of the two
+    same_credit = np.where(scores[first] > scores[second], worth_a, np.where(scores[second] > scores[first], worth_b, both))
     margin = 1.0 - _TIE_TOLERANCE  # the same tie rule as subset_vote_mean
     a_wins = (group_b < 0) | ((group_a >= 0) & (weight_b < weight_a * margin))
     b_wins = (group_a < 0) | ((group_b >= 0) & (weight_a < weight_b * margin))
-    credit = np.where(a_wins, worth_a, np.where(b_wins, worth_b, (worth_a + worth_b) / 2))
-    return float(np.where(same, worth_a, credit).mean())
+    credit = np.where(a_wins, worth_a, np.where(b_wins, worth_b, both))
+    return float(np.where(group_a == group_b, same_credit, credit).mean())
 
 
 def subset_vote_mean(
     group: np.ndarray,
     weights: np.ndarray,
-    group_correct: np.ndarray,
+    scores: np.ndarray,
+    correct: np.ndarray,
     k: int,
     rng: np.random.Generator,
     max_subsets: int,
@@ -275,30 +293,46 @@ def subset_vote_mean(
 ) -> float:
     """Mean credit of a weighted vote over k-subsets of the candidates.
 
-    ``group[i]`` is candidate i's answer index (-1: no answer), ``weights[i]`` its vote,
-    ``group_correct[a]`` answer a's worth. All subsets when C(N, k) <= ``max_subsets``,
-    else ``n_subsets`` random ones: a fixed pool of random subsets, relabelled by a
-    permutation of the candidates drawn from ``rng`` (so each subset is uniform, and
-    problems with their own ``rng`` get independent draws).
+    ``group[i]`` is candidate i's answer index (-1: no answer, never votes), ``weights[i]``
+    its vote, ``scores[i]`` its rank and ``correct[i]`` its correctness. In each subset the
+    answer with the largest total weight wins (answers within a relative 1e-12 tie and
+    share the credit); the vote returns the highest-scored of the subset's candidates with
+    that answer (equal scores share the credit) and is worth that candidate's ``correct``.
+    A subset without answers is worth 0. Equal scores make it plain maj@k's credit.
+    All subsets when C(N, k) <= ``max_subsets``, else ``n_subsets`` random ones: a fixed
+    pool of random subsets, relabelled by a permutation of the candidates drawn from
+    ``rng`` (so each subset is uniform, and problems with their own ``rng`` get
+    independent draws).
     """
-    n, n_groups = len(group), len(group_correct)
-    if n_groups == 0:
+    n = len(group)
+    if n == 0 or group.max() < 0:
         return 0.0
     if k <= 2 and math.comb(n, k) <= max_subsets:
-        return _small_vote_mean(group, weights, np.asarray(group_correct, dtype=float), k)
+        return _small_vote_mean(group, weights, scores, correct, k)
+    n_groups = int(group.max()) + 1
     pool = subset_pool(n, k, max_subsets, n_subsets)
     ballot = np.where(group >= 0, group, n_groups)  # column n_groups: "no answer", never wins
     if math.comb(n, k) > max_subsets:
         relabel = rng.permutation(n)
-        ballot, weights = ballot[relabel], weights[relabel]
+        ballot, weights, scores, correct = ballot[relabel], weights[relabel], scores[relabel], correct[relabel]
     columns = n_groups + 1
-    cell = ballot[pool] + (columns * np.arange(len(pool)))[:, None]
+    cell = (ballot[pool] + (columns * np.arange(len(pool)))[:, None]).reshape(-1)  # (subset, answer) cells
     shape = (len(pool), columns)
-    weight_sum = np.bincount(cell.reshape(-1), weights=weights[pool].reshape(-1), minlength=shape[0] * columns)
-    present = np.bincount(cell.reshape(-1), minlength=shape[0] * columns).reshape(shape)[:, :n_groups] > 0
+    weight_sum = np.bincount(cell, weights=weights[pool].reshape(-1), minlength=shape[0] * columns)
+    present = np.bincount(cell, minlength=shape[0] * columns).reshape(shape)[:, :n_groups] > 0
     weight_sum = weight_sum.reshape(shape)[:, :n_groups]
     best = np.where(present, weight_sum, -np.inf).max(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):
         tied = present & (weight_sum >= best - _TIE_TOLERANCE * np.abs(best))
-    credit = (tied * group_correct[None, :]).sum(axis=1) / np.maximum(tied.sum(axis=1), 1)
+    returned = _top_scored_mean(cell, scores[pool].reshape(-1), correct[pool].reshape(-1), shape[0] * columns)
+    credit = (tied * returned.reshape(shape)[:, :n_groups]).sum(axis=1) / np.maximum(tied.sum(axis=1), 1)
     return float(credit.mean())
+
+
+def _top_scored_mean(cell: np.ndarray, scores: np.ndarray, correct: np.ndarray, n_cells: int) -> np.ndarray:
+    """For each cell, the mean of ``correct`` over its members with the cell's highest score."""
+    top = np.full(n_cells, -np.inf)
+    np.maximum.at(top, cell, scores)
+    at_top = (scores == top[cell]).astype(float)
+    total = np.bincount(cell, weights=correct * at_top, minlength=n_cells)
+    return total / np.maximum(np.bincount(cell, weights=at_top, minlength=n_cells), 1.0)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from vstar.errors import VstarError
+from vstar.evaluation.metrics_files import refresh_metrics
 from vstar.evaluation.monitors import run_monitors
 from vstar.report import html as page
 from vstar.report.compute import method_compute
 from vstar.report.plots import plot_accuracy_vs_k, plot_compute, plot_iterations, plot_score_distributions
-from vstar.report.text import markdown_table, table_rows
+from vstar.report.text import COMPARISON_HEADER, comparison_rows, markdown_comparisons, markdown_table, table_rows
 from vstar.rundir import read_jsonl, write_text
 
 VSTAR_VARIANTS = ("V-STaR", "V-STaR (mean log-prob)", "V-STaR (DPO reward)")
 MONITOR_NAMES = {"tokens_sampled": "tokens", "distinct_correct_per_problem": "distinct correct / problem",
                  "share_with_pairs": "share with pairs", "share_solved": "share solved"}
-CONTROLS = ("control: G_SFT likelihood", "control: generator mean log-prob")
 
 
 def _load(run: Path) -> dict:
@@ -40,24 +41,44 @@ def _point(metrics: dict, curve: str, k: int) -> float | None:
 
 
 def findings(metrics: dict, table_k: int) -> list[tuple[str, str]]:
-    """Plain statements: which DPO score wins, and whether the verifier beats the no-verifier controls."""
+    """Plain statements, worded only from the paired comparisons in ``metrics``: a method is
+    said to be better than another only when the paired 95% interval of the difference
+    excludes 0. Returns (css class, text) pairs."""
     out = []
     variants = {v: _point(metrics, f"{v} best-of-k", table_k) for v in VSTAR_VARIANTS}
     variants = {v: x for v, x in variants.items() if x is not None}
-    if variants:
-        best = max(variants, key=variants.get)
-        out.append(("", f"Best DPO score variant at k={table_k}: {best} ({100 * variants[best]:.1f}%); "
-                        + ", ".join(f"{v} {100 * x:.1f}%" for v, x in variants.items()) + "."))
-        paper = variants.get("V-STaR")
-        for control in CONTROLS:
-            value = _point(metrics, f"{control} best-of-k", table_k)
-            if paper is not None and value is not None:
-                beats = paper > value
-                out.append(("good" if beats else "note",
-                            f"V-STaR Best-of-{table_k} {100 * paper:.1f}% vs {control} {100 * value:.1f}%: "
-                            + ("the verifier adds information beyond this control." if beats else
-                               "the verifier does NOT beat this control; it has not learned a useful ranking.")))
-    return out
+    if len(variants) > 1:
+        out.append(("", f"DPO score variants, Best-of-{table_k}: "
+                        + ", ".join(f"{v} {100 * x:.1f}%" for v, x in variants.items())
+                        + " (point estimates; the paired comparisons say which differences are significant)."))
+    share = metrics.get("diagnostics", {}).get("final", {}).get("right_answer_wrong_solution")
+    if share:
+        out.append(("", f"{100 * share:.1f}% of the final generator's test candidates reach a right answer "
+                        "through a wrong solution; every selection rule, votes included, is credited with the "
+                        "candidate it returns, so these count as wrong."))
+    if "comparisons" not in metrics:
+        out.append(("note", "Older metrics code wrote this metrics.json: it has no paired comparisons, so no "
+                            "difference between methods is claimed, and its vote rows credit a right answer even "
+                            "when the solutions giving it are wrong. `vstar report --recompute RUN_DIR` recomputes it."))
+        return out
+    return out + [comparison_finding(row) for row in metrics["comparisons"]]
+
+
+def comparison_finding(row: dict) -> tuple[str, str]:
+    """One paired comparison as a sentence (css class, text), worded from its verdict."""
+    stated = (f"{row['a']} minus {row['b']}: {100 * row['diff']:+.1f} points, paired 95% interval "
+              f"[{100 * row['lo']:+.1f}, {100 * row['hi']:+.1f}] over {row['n_problems']} problems: ")
+    verdict = row["verdict"]
+    if row["a_curve"] == "V-STaR best-of-k" and row["b_curve"].startswith("control: "):
+        conclusion = {
+            "A better": "the verifier adds information beyond this control.",
+            "B better": "this control ranks the candidates better than the verifier.",
+        }.get(verdict, "no significant difference; this run does not show that the verifier adds "
+                       "information beyond this control.")
+    else:
+        conclusion = {"A better": f"{row['a']} is better.", "B better": f"{row['b']} is better."}.get(
+            verdict, "no significant difference.")
+    return ("good" if verdict == "A better" else "note", stated + conclusion)
 
 
 def _score_histograms(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -87,11 +108,19 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
     table_k = max((row["k"] for row in metrics.get("table", [])), default=1)
     tag = f"_{run.name}" if multi else ""
     html_parts = [page.paragraph(f"{metrics['n_problems']} test problems, N = {metrics['n_candidates']} candidates "
-                                 "each; 95% bootstrap intervals over problems.", "muted")]
+                                 "each; 95% bootstrap intervals over problems. Differences between methods: "
+                                 "paired bootstrap on the same problems (table below).", "muted")]
     html_parts.append(page.table(["method", "metric", "%", "95% CI"], [list(r) for r in table_rows(metrics)], 2))
-    for kind, text in findings(metrics, table_k):
-        html_parts.append(page.paragraph(text, kind))
-    md = [f"## {run.name}", "", markdown_table(metrics), ""] + [f"- {text}" for _, text in findings(metrics, table_k)] + [""]
+    comparisons = comparison_rows(metrics)
+    if comparisons:
+        html_parts.append(page.section(f"Paired comparisons at k={table_k}",
+                                       page.table(list(COMPARISON_HEADER), [list(r) for r in comparisons], 2)))
+    stated = findings(metrics, table_k)
+    html_parts += [page.paragraph(text, kind) for kind, text in stated]
+    md = [f"## {run.name}", "", markdown_table(metrics), ""]
+    if comparisons:
+        md += [f"### Paired comparisons at k={table_k}", "", markdown_comparisons(metrics), ""]
+    md += [f"- {text}" for _, text in stated] + [""]
     for name, transfer in _transfers(run):
         title = f"Transfer to {name}: G_T + V on {transfer['n_problems']} {name} test problems"
         html_parts.append(page.section(title, page.table(
@@ -128,9 +157,29 @@ def _run_section(run: Path, metrics: dict, out_dir: Path, multi: bool) -> tuple[
     return html_parts, md
 
 
-def write_report(runs: list[Path], out_dir: Path | None = None) -> Path:
-    """report.html + report.md + PNGs, in the run (one run) or ``out_dir`` (default ./report). Returns the HTML path."""
+def _refresh(run: Path, force: bool) -> None:
+    """Recompute the run's metrics.json files written by older metrics code (all, with ``force``).
+    Unless forced, a run that cannot be recomputed is reported as it is, with a warning."""
+    try:
+        rewritten = refresh_metrics(run, force=force)
+    except VstarError as error:
+        if force:
+            raise
+        print(f"vstar: warning: {run}: metrics from older metrics code left as they are: {error}", file=sys.stderr)
+        return
+    for path in rewritten:
+        print(f"vstar: recomputed {path} with the current metrics code", file=sys.stderr)
+
+
+def write_report(runs: list[Path], out_dir: Path | None = None, recompute: bool = False) -> Path:
+    """report.html + report.md + PNGs, in the run (one run) or ``out_dir`` (default ./report). Returns the HTML path.
+
+    A run's metrics.json written by older metrics code is first recomputed from the run's
+    saved candidates, labels and scores (every one, with ``recompute``): no sampling or scoring.
+    """
     runs = [Path(r) for r in runs]
+    for run in runs:
+        _refresh(run, recompute)
     metrics = {r.name: _load(r) for r in runs}
     if len(metrics) < len(runs):
         raise VstarError("vstar report: runs to compare must have different directory names.")
