@@ -81,3 +81,21 @@ def test_bad_options_are_named():
         get_task("embedded", {"n_sfts": 3})
     with pytest.raises(VstarError, match="min_used"):
         get_task("embedded", {"min_used": 5, "max_used": 5})
+
+
+def test_the_validation_split_is_disjoint_and_leaves_the_other_splits_alone():
+    from vstar.tasks import get_task
+    from vstar.tasks.base import SplitAsTest
+
+    small = get_task("embedded", {"n_sft": 30, "n_query": 20, "n_test": 25, "n_val": 0})
+    task = get_task("embedded", {"n_sft": 30, "n_query": 20, "n_test": 25, "n_val": 40})
+    prompts = {split: [p.prompt for p in task.problems(split)] for split in ("sft", "query", "test", "val")}
+    assert len(prompts["val"]) == len(set(prompts["val"])) == 40
+    assert not set(prompts["val"]) & (set(prompts["query"]) | set(prompts["test"]))  # query holds sft's too
+    for split in ("sft", "query", "test"):  # adding a validation split changes no other split
+        assert prompts[split] == [p.prompt for p in small.problems(split)]
+    view = SplitAsTest(task, "val")
+    assert [p.prompt for p in view.problems("test")] == prompts["val"]
+    assert [p.prompt for p in view.problems("sft")] == prompts["sft"]
+    problem = view.problems("test")[0]
+    assert view.check(problem, problem.solution).correct

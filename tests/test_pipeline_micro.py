@@ -112,3 +112,12 @@ def test_stage_commands_run_one_stage_on_files(micro_run, tmp_path, capsys):
     bad.write_text('{"prompt": "x"}\n')
     assert main(["train-generator", *config, "--base", str(micro_run / "base"), "--data", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "line 1: field 'completion' missing" in capsys.readouterr().err
+
+
+def test_evaluating_on_the_validation_split(micro_run, capsys):
+    assert main(["evaluate", "--run", str(micro_run), "--split", "val"]) == 0
+    metrics = json.loads((micro_run / "eval_val" / "metrics.json").read_text())
+    assert metrics["n_problems"] == 8
+    candidates = read_jsonl(micro_run / "eval_val" / "candidates.jsonl")
+    assert {c["problem_id"].split("/")[1] for c in candidates} == {"val"}
+    assert "best-of" in capsys.readouterr().out

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate a finished run's generator + verifier (optionally on another task)")
     ev.add_argument("--run", required=True, metavar="RUN_DIR")
     ev.add_argument("--task", help="another task's test split (transfer), e.g. math500")
+    ev.add_argument("--split", choices=("test", "val"), default="test",
+                    help="val: the task's validation split (training-distribution problems no stage trained on), "
+                         "written to eval_val/; for choosing settings without looking at test")
     ev.add_argument("--set", dest="overrides", action="append", default=[])
 
     rep = sub.add_parser("report", help="write report.md and plots for one or more runs")

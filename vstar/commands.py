@@ -250,6 +250,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from vstar.config import transfer_config
     from vstar.pipeline import evaluate_run
     from vstar.report.text import format_table
+    from vstar.tasks.base import SplitAsTest
 
     run = RunDir(args.run)
     if not run.config.exists():
@@ -261,6 +262,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     final = run.generator(config.run.iterations)
     out_dir = run.eval if not args.task else run.root / f"eval_{args.task}"
     task = _task(config)
+    if args.split == "val":
+        if args.task:
+            task.close()
+            raise VstarError("--split val evaluates the run's own task; leave out --task.")
+        task, out_dir = SplitAsTest(task, "val"), run.root / "eval_val"
     try:
         metrics = evaluate_run(config, run, task, str(final), str(run.verifier), out_dir)
     finally:

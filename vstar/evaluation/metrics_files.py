@@ -67,7 +67,9 @@ def evaluation_dirs(run: RunDir) -> list[tuple[Path, str, str | None]]:
     found = [(run.eval, "eval", None)] if (run.eval / "metrics.json").exists() else []
     for path in sorted(run.root.glob("eval_*/metrics.json")):
         task = path.parent.name[len("eval_"):]
-        if not path.parent.name.endswith("_rft"):
+        if path.parent.name == "eval_val":  # the run's own task, on its validation split
+            found.append((path.parent, "eval_val", None))
+        elif not path.parent.name.endswith("_rft"):
             found.append((path.parent, f"transfer.{task}", task))
     return found
 

@@ -5,6 +5,10 @@ A task supplies three splits:
   - ``query``: training problems the generator samples on (D_query); they need
                whatever the checker needs (an answer, unit tests), not a solution,
   - ``test``:  held-out problems for evaluation.
+
+A task may also supply ``val``: problems from the training distribution that no stage trains
+on, for choosing settings without looking at test (``vstar evaluate --split val``). Tasks
+without one raise ``VstarError`` when asked for it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 from vstar.checkers.verdict import Verdict
 
 SPLITS = ("sft", "query", "test")
+VALIDATION = "val"
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,22 @@ class Task(ABC):
 
     def close(self) -> None:
         """Release worker pools or sandboxes the task holds."""
+
+
+class SplitAsTest(Task):
+    """``task`` with another of its splits (e.g. ``val``) in the place of ``test``, so the
+    evaluation stages run on it unchanged; checking and closing go to ``task``."""
+
+    def __init__(self, task: Task, split: str):
+        super().__init__(task.options)
+        self.task, self.split = task, split
+        self.name, self.stop = task.name, task.stop
+
+    def problems(self, split: str) -> list[Problem]:
+        return self.task.problems(self.split if split == "test" else split)
+
+    def check_many(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Verdict]:
+        return self.task.check_many(problems, completions)
+
+    def close(self) -> None:
+        self.task.close()

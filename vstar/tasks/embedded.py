@@ -41,6 +41,7 @@ class EmbeddedOptions:
     n_sft: int = 600  # problems with gold solutions (D_SFT)
     n_query: int = 900  # more training problems without solutions; D_query = D_SFT's problems + these
     n_test: int = 200  # held-out problems for evaluation
+    n_val: int = 200  # held-out training-distribution problems for choosing settings (split "val")
     n_numbers: int = 4  # numbers shown per problem
     max_number: int = 9  # numbers are drawn from 1..max_number
     min_used: int = 2  # a gold solution uses between min_used and max_used of the numbers
@@ -70,7 +71,7 @@ class EmbeddedOptions:
             )
         if self.max_number < 2 or self.max_value < self.max_number:
             raise VstarError("task.options: need 2 <= max_number <= max_value.")
-        for name in ("n_sft", "n_query", "n_test"):
+        for name in ("n_sft", "n_query", "n_test", "n_val"):
             if getattr(self, name) < 0:
                 raise VstarError(f"task.options.{name}: expected a count >= 0.")
 
@@ -167,10 +168,16 @@ class EmbeddedTask(Task):
         self._splits = self._generate()
 
     def _generate(self) -> dict[str, list[Problem]]:
-        rng = random.Random(f"vstar-embedded-{self.opts.seed}")
         seen: set[str] = set()
+        splits = self._draw(random.Random(f"vstar-embedded-{self.opts.seed}"), ("test", "sft", "query"), seen)
+        # its own stream, after the others: the val split never changes test or training problems
+        splits.update(self._draw(random.Random(f"vstar-embedded-val-{self.opts.seed}"), ("val",), seen))
+        return splits
+
+    def _draw(self, rng: random.Random, names: tuple[str, ...], seen: set[str]) -> dict[str, list[Problem]]:
+        """Distinct problems for each split in ``names``, drawn in order from ``rng``, none in ``seen``."""
         splits: dict[str, list[Problem]] = {}
-        for split in ("test", "sft", "query"):
+        for split in names:
             wanted = getattr(self.opts, f"n_{split}")
             problems: list[Problem] = []
             attempts = 0
@@ -203,7 +210,7 @@ class EmbeddedTask(Task):
 
     def problems(self, split: str) -> list[Problem]:
         if split not in self._splits:
-            raise VstarError(f"split must be one of sft, query, test; got {split!r}.")
+            raise VstarError(f"split must be one of sft, query, test, val; got {split!r}.")
         problems = self._splits[split]
         if split == "query":  # D_query: every training problem, without gold solutions
             problems = self._splits["sft"] + problems

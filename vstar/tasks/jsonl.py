@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from vstar.checkers.math_answer import strip_answer
 from vstar.checkers.math_pool import DEFAULT_TIMEOUT_S, MathCheckPool
 from vstar.errors import VstarError
-from vstar.tasks.base import SPLITS, Problem, Task, Verdict
+from vstar.tasks.base import SPLITS, VALIDATION, Problem, Task, Verdict
 
 MATH_STOP = ("\nQuestion:",)
 COUNT_OPTIONS = {"n_sft": None, "n_query": None, "n_test": None}
@@ -142,6 +142,8 @@ def first_n(problems: list[Problem], count: int | None) -> list[Problem]:
 
 
 def check_split(split: str) -> None:
+    if split == VALIDATION:
+        raise VstarError("this task has no validation split ('val'); the embedded task has one (task.options.n_val)")
     if split not in SPLITS:
         raise VstarError(f"split '{split}': expected one of {', '.join(SPLITS)}")
 
