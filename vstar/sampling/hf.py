@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
+from transformers import GenerationConfig
 
 from vstar.models import load_model
 from vstar.models.batching import check_positions, pad_left
@@ -56,13 +57,11 @@ def completion_from_ids(fmt: SequenceFormat, ids: Sequence[int], stop: Sequence[
     return Completion(text=text, num_tokens=num_tokens, finished=ended is not None or stopped)
 
 
-def sampling_generation_config(params: SamplingParams, fmt: SequenceFormat):
+def sampling_generation_config(params: SamplingParams, fmt: SequenceFormat) -> GenerationConfig:
     """A ``GenerationConfig`` with vstar's settings and nothing else. A checkpoint's own
     ``generation_config.json`` (a repetition penalty, top-k, ...) and transformers' default
     top-k of 50 would change the distribution that the samples and their scores assume: the
     sampler clears the former, and top-k is switched off here (0)."""
-    from transformers import GenerationConfig
-
     greedy = params.temperature == 0
     return GenerationConfig(
         do_sample=not greedy,
@@ -82,8 +81,6 @@ class TransformersSampler(Sampler):
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.format = load_format(model_path, chat_template)
         self.model = load_model(model_path, dtype=dtype, device=self.device)
-        from transformers import GenerationConfig
-
         self.model.generation_config = GenerationConfig()  # no checkpoint defaults (stop ids are in self.format)
         self.batch_size = batch_size
 
