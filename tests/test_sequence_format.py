@@ -170,7 +170,8 @@ def test_generation_stops_at_every_eos_of_the_checkpoint(llama2_model, tmp_path)
 def test_samples_ignore_the_checkpoints_own_sampling_settings(llama2_model, tmp_path):
     """A repetition penalty, top-k or n-gram ban in generation_config.json would change the distribution."""
     eos = load_tokenizer(str(llama2_model)).eos_token_id
-    settings = {"eos_token_id": eos, "repetition_penalty": 3.0, "top_k": 2, "no_repeat_ngram_size": 1}
+    settings = {"eos_token_id": eos, "repetition_penalty": 3.0, "top_k": 2, "no_repeat_ngram_size": 1,
+                "suppress_tokens": list(range(3, 300))}
     folder = _copy_with_generation_config(llama2_model, tmp_path / "model", settings)
     prompt = "Question: what is 3 + 4?\nAnswer:"
     params = SamplingParams(n=1, temperature=1.0, max_new_tokens=16, seed=0)

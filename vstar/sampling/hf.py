@@ -59,9 +59,10 @@ def completion_from_ids(fmt: SequenceFormat, ids: Sequence[int], stop: Sequence[
 
 def sampling_generation_config(params: SamplingParams, fmt: SequenceFormat) -> GenerationConfig:
     """A ``GenerationConfig`` with vstar's settings and nothing else. A checkpoint's own
-    ``generation_config.json`` (a repetition penalty, top-k, ...) and transformers' default
-    top-k of 50 would change the distribution that the samples and their scores assume: the
-    sampler clears the former, and top-k is switched off here (0)."""
+    ``generation_config.json`` (a repetition penalty, top-k, suppressed tokens, ...) would change
+    the distribution that the samples and their scores assume, so the sampler clears it; and
+    transformers fills every setting left unset with its defaults (top-k 50), so top-k is
+    switched off here explicitly (0)."""
     greedy = params.temperature == 0
     return GenerationConfig(
         do_sample=not greedy,
