@@ -197,7 +197,7 @@ def _sample_chunks(
     per_chunk: int, records: list[dict], desc: str,
 ) -> None:
     """Sample the chunks after those in ``records``, appending each to ``partial`` and ``records``."""
-    from tqdm.auto import tqdm
+    from vstar.progress import tqdm
 
     n = params.n
     starts = range(len(records) // n, len(problems), per_chunk)

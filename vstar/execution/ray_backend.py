@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any, Callable, Sequence
 
-from tqdm.auto import tqdm
+from vstar.progress import tqdm
 
 from vstar.config import Config
 from vstar.errors import VstarError

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
+from vstar.progress import tqdm
 
 from vstar.models import load_model, load_tokenizer
 from vstar.sampling.base import Completion, Sampler, SamplingParams, cut_at_stop

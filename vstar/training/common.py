@@ -90,7 +90,7 @@ class ProgressBar:
 
         class _Callback(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
-                from tqdm.auto import tqdm
+                from vstar.progress import tqdm
 
                 bar_holder.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step", leave=False)
 
