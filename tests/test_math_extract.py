@@ -38,6 +38,12 @@ STYLE_CASES = [
     ("\u20ac18", "18", "18"),
     ("The answer is Evelyn.", "Evelyn", "Evelyn"),
     ("The answer is (C).", "(C)", "(C)"),
+    # from tests/data/math_outputs_smollm2.jsonl
+    ("\\boxed{Spanner * 3 = 18 meters}\n\nFinally, 18 meters remains.", "18", "18"),  # a sentence in a box
+    ("So, the answer is \\boxed{}.\n\nThe final answer is 126.", "126", "126"),  # an empty box
+    ("So, the probability is 0.25 (approximately) to 2 decimal places.", "0.25", "0.25"),
+    ("This is 20 x 15 = 300, which is the total amount of feed for 20 chickens.", None, "20"),
+    ("Mishka spent 40 - 3 = 28 dollars on the pants.\nMishka spent 28 -", None, "28"),  # cut off
     # no stated answer: strict finds none, flexible takes the last number
     ("The cost is 5 dollars. I hope this helps!", None, "5"),
     ("She has 3 apples and 4 pears.", None, "4"),

@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 
 EXTRACTION_MODES = ("strict", "flexible")
-DEFAULT_EXTRACTION = "strict"  # chosen by measurement on tests/data/math_outputs_smollm2.jsonl
+DEFAULT_EXTRACTION = "strict"  # measured on tests/data/math_outputs_smollm2.jsonl: strict 908/908, flexible 902/908
 MAX_SCAN_CHARS = 20_000
 MAX_PHRASE_CHARS = 300
 MAX_BOXES_TRIED = 20
@@ -56,7 +56,7 @@ _A_COLON = re.compile(r"^[ \t>#*_]*a\s*(?:\*\*|__)?\s*:", re.MULTILINE)
 _PHRASE_START = re.compile(r"[\s*_:]*")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _CONCLUSION = re.compile(
-    r"^(?:therefore|thus|so|hence|in\s+total|in\s+conclusion|overall|finally|altogether|in\s+all)\b",
+    r"^(?:therefore|thus|so|hence|in\s+total|in\s+conclusion|in\s+other\s+words|overall|finally|altogether|in\s+all)\b",
     re.IGNORECASE,
 )
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?])\s+)(?=\S)")
@@ -87,8 +87,12 @@ def extract_answer(text: str, mode: str = "strict") -> str | None:
 
 
 def _boxed_answer(text: str) -> str | None:
+    """The last box's content; a sentence in a box (``\\boxed{She makes 18 dollars}``) gives its number."""
     boxed = last_boxed(text)
-    return (strip_answer(boxed[2]) or None) if boxed is not None else None
+    if boxed is None:
+        return None
+    content = strip_answer(boxed[2])
+    return _answer_of_phrase(content) if _prose_words(content) >= 2 else (content or None)
 
 
 def _marked_answer(text: str) -> str | None:
@@ -185,10 +189,10 @@ def _answer_of_phrase(phrase: str) -> str | None:
     """The answer a marker's phrase states: the whole phrase when it is an answer (a number with
     units, an expression, a name), else the number after its last ``=``, else its first number;
     None when it states none (``clear``, ``Let's think step by step``)."""
-    plain = _without_currency(strip_answer(phrase))
+    plain = _without_currency(strip_answer(phrase)).rstrip(",;:")
     if not plain:
         return None
-    words = len(_PROSE_WORD.findall(_LATEX_TEXT.sub("", plain)))
+    words = _prose_words(plain)
     if _NUMBER_THEN_UNITS.fullmatch(plain) or (words < 2 and _MATH_OR_NAME.search(plain)):
         return plain
     if "=" in plain:
@@ -197,6 +201,11 @@ def _answer_of_phrase(phrase: str) -> str | None:
             return number.group().rstrip(",")
     number = _NUMBER_TOKEN.search(plain)
     return number.group().rstrip(",") if number else None
+
+
+def _prose_words(answer: str) -> int:
+    """How many plain words of two letters or more ``answer`` holds, LaTeX commands and text aside."""
+    return len(_PROSE_WORD.findall(_LATEX_TEXT.sub("", answer[:MAX_PHRASE_CHARS])))
 
 
 def _without_currency(answer: str) -> str:
