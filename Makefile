@@ -20,11 +20,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# bubblewrap isolates model-written code; installed with apt when missing (needs root)
+# bubblewrap isolates model-written code; chromium renders report.html in a test (headless).
+# Both are Debian packages, installed with apt when missing (needs root; apt-get update once).
 system-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
-	  else echo "vstar: please install bubblewrap (sudo apt-get install bubblewrap)"; exit 1; fi; }
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="bubblewrap"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif ! command -v bwrap >/dev/null 2>&1; then \
+	    echo "vstar: please install bubblewrap (sudo apt-get install bubblewrap)"; exit 1; \
+	  else echo "vstar: chromium is missing: the report render test will be skipped (sudo apt-get install chromium)"; fi; \
+	fi
 
 run: install
 	@if [ -d $(RUN_DIR)/markers ]; then $(VENV)/bin/vstar run --resume $(RUN_DIR); \

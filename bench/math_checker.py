@@ -7,6 +7,10 @@ the next problem's solution). vstar checks them in one batch with ``MathCheckPoo
 math-verify runs in-process: ``verify(parse("$gold$"), parse(completion))``.
 Agreement is the share of checks where both give the same verdict.
 
+Then the regression set of real model outputs (``tests/data/math_outputs_smollm2.jsonl``,
+labelled by math-verify and by hand where checkers disagree): agreement with its labels
+of vstar strict, vstar flexible and math-verify.
+
     python bench/math_checker.py [--limit N] [--workers W] [--data ../shared/data]
 """
 
@@ -22,6 +26,7 @@ from pathlib import Path
 from vstar.checkers.math_pool import MathCheckPool
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_OUTPUTS = Path(__file__).resolve().parents[1] / "tests" / "data" / "math_outputs_smollm2.jsonl"
 
 
 def gsm8k_inputs(data: Path, limit: int | None) -> tuple[list[str], list[str]]:
@@ -78,6 +83,24 @@ def compare(name: str, pool: MathCheckPool, golds: list[str], completions: list[
             print(f"    differs: gold {golds[index]!r} vstar={ours} math-verify={theirs} ... {tail!r}")
 
 
+def real_outputs(workers: int | None) -> None:
+    """Agreement with the hand-checked labels of real model outputs, for each checker."""
+    rows = [json.loads(line) for line in REAL_OUTPUTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    golds, completions = [row["gold"] for row in rows], [row["completion"] for row in rows]
+    labels = [row["label"] for row in rows]
+    results = {}
+    for mode in ("strict", "flexible"):
+        with MathCheckPool(workers=workers, extraction=mode) as pool:
+            results[f"vstar {mode}"] = run_vstar(pool, golds, completions)
+    results["math-verify"] = run_math_verify(golds, completions)
+    print(f"real outputs: {len(rows)} SmolLM2-135M-Instruct completions, {sum(labels)} labelled correct "
+          f"({REAL_OUTPUTS.name})")
+    for name, (verdicts, seconds) in results.items():
+        agree = sum(verdict == label for verdict, label in zip(verdicts, labels))
+        print(f"    {name:14s} agreement {agree}/{len(rows)} ({100 * agree / len(rows):.2f}%) | "
+              f"{sum(verdicts)} correct | {len(rows) / seconds:9.1f}/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="problems per data set (default: all)")
@@ -91,6 +114,7 @@ def main() -> None:
         print(f"vstar: {pool.workers} worker processes started in {time.perf_counter() - started:.2f} s")
         compare("GSM8K", pool, *gsm8k_inputs(args.data, args.limit))
         compare("MATH-500", pool, *math500_inputs(args.data, args.limit))
+    real_outputs(args.workers)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,18 @@ def test_gsm8k_wrong_answers_rejected(gsm8k) -> None:
     assert {verdict.status for verdict in verdicts} == {"failed"}
 
 
+def test_gsm8k_answer_extraction_option() -> None:
+    """strict reads stated answers only; flexible also takes the last number of a completion."""
+    problems = get_task("gsm8k", {"data_dir": str(GSM8K_DIR), "n_test": 1}).problems("test")  # gold 18
+    completions = ["Janet sells 9 eggs for $2 each.\nA: 18", "She gets 9 * 2 dollars, which is 18"]
+    verdicts = {}
+    for mode in ("strict", "flexible"):
+        task = get_task("gsm8k", {"data_dir": str(GSM8K_DIR), "answer_extraction": mode})
+        verdicts[mode] = [v.status for v in task.check_many(problems * 2, completions)]
+        task.close()
+    assert verdicts == {"strict": ["passed", "no_answer"], "flexible": ["passed", "passed"]}
+
+
 def test_gsm8k_splits_and_format(gsm8k) -> None:
     sft, query, test = (gsm8k.problems(split) for split in ("sft", "query", "test"))
     assert (len(sft), len(query), len(test)) == (7473, 7473, 1319)
@@ -95,6 +107,7 @@ def test_gsm8k_few_shot_and_counts() -> None:
         ({"few_shot": "two"}, "task.options.few_shot"),
         ({"few_shot": None}, "task.options.few_shot"),
         ({"check_timeout": 0}, "task.options.check_timeout"),
+        ({"answer_extraction": "loose"}, "task.options.answer_extraction: expected one of strict, flexible"),
     ],
 )
 def test_gsm8k_bad_options(options: dict, message: str) -> None:
@@ -151,7 +164,7 @@ def test_math500_filters_and_answers(math500) -> None:
         ({"subjects": ["Algbra"]}, "task.options.subjects: \\['Algbra'\\] not in the data"),
         ({"levels": "5"}, "task.options.levels"),
         ({"train_fraction": 1.5}, "task.options.train_fraction"),
-        ({"split": "train"}, "task.options.split: unknown option. Accepted: check_timeout"),
+        ({"split": "train"}, "task.options.split: unknown option. Accepted: answer_extraction, check_timeout"),
     ],
 )
 def test_math500_bad_options(options: dict, message: str) -> None:

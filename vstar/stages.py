@@ -19,6 +19,7 @@ from vstar.config import Config
 from vstar.errors import VstarError
 from vstar.execution.ray_backend import check_with_ray, score_with_ray
 from vstar.execution.ray_sampling import generate_chunks_with_ray
+from vstar.progress import tqdm
 from vstar.rundir import (
     RunDir,
     append_jsonl,
@@ -211,8 +212,6 @@ def _sample_chunks(
     per_chunk: int, records: list[dict], desc: str,
 ) -> None:
     """Sample the chunks after those in ``records``, appending each to ``partial`` and ``records``."""
-    from tqdm.auto import tqdm
-
     n = params.n
     starts = range(len(records) // n, len(problems), per_chunk)
     chunks = [(start, problems[start : start + per_chunk]) for start in starts]

@@ -1,21 +1,7 @@
-"""Math answers: find the final answer in a completion, normalise it, compare it with the gold one.
+"""Math answers: normalise a final answer and compare it with the gold one.
 
-Extraction (``extract_answer``) looks for three markers and keeps the first, in this
-order of trust, that is present with a non-empty answer:
-
-  1. the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces; ``\\boxed 5`` too; an
-     unclosed box, as in a truncated completion, is skipped),
-  2. whichever comes later in the text of
-     - the last ``#### X`` (GSM8K's gold format): the rest of that line, and
-     - the last ``The answer is X`` / ``the final answer is: X`` / ``Final Answer: X``
-       (any case): the rest of that line, cut at the first sentence-ending period;
-     then the other.
-
-A box wins over later prose (MATH solutions often go on after the box: "... so our
-answer is correct"); position decides between the other two, so a markdown heading
-``#### Step 1`` does not hide a later "The answer is 18". A completion with no marker
-that is just a number is its answer.
-Found answers lose ``$`` signs, markdown bold, trailing periods and thin spaces.
+Finding the answer in a completion (``extract_answer``, ``strip_answer``, ``last_boxed``)
+lives in ``vstar.checkers.math_extract``; they are importable from here too.
 
 Equivalence (``quick_compare``, then ``symbolic_equal``):
 
@@ -44,15 +30,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from fractions import Fraction
 
+from vstar.checkers.math_extract import EXTRACTION_MODES, extract_answer, last_boxed, strip_answer
+
+__all__ = [
+    "EXTRACTION_MODES", "Number", "canonical_answer", "extract_answer", "format_number", "last_boxed",
+    "numbers_equal", "parse_number", "quick_compare", "strip_answer", "symbolic_equal",
+]
+
 DEFAULT_REL_TOL = 1e-6
 MAX_NUMBER_CHARS = 64
-MAX_BOXES_TRIED = 20
-
-_BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)")
-_BRACE = re.compile(r"[{}]")
-_HASHES = re.compile(r"####")
-_ANSWER_IS = re.compile(r"(?:answer is\b|final answer\s*:)\s*:?", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"\.(?=\s|$)")
 
 _DECIMAL = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _NUMBER = re.compile(rf"[+-]?(?:{_DECIMAL})")
@@ -61,7 +47,6 @@ _SLASH_FRACTION = re.compile(rf"([+-]?)({_DECIMAL})/({_DECIMAL})")
 _LATEX_FRACTION = re.compile(r"([+-]?)\\frac(?:\{([^{}]*)\}|(\d))(?:\{([^{}]*)\}|(\d))")
 _UNIT_TAIL = re.compile(r"(?<=[\d}.])\s*[A-Za-z]{2,}(?:[\s/\-]+[A-Za-z]+)*(?:\^?[23])?$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z]\s*=\s*")
-_THIN_SPACE = re.compile(r"(?<!\\)\\([,;! ])")  # \, \; \! "\ " but not the row break "\\ "
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 
 
@@ -71,94 +56,6 @@ class Number:
 
     value: Fraction
     decimal: bool
-
-
-def _closing_braces(text: str) -> dict[int, int]:
-    """Index of each ``{`` -> index of the ``}`` that closes it (unclosed ones are absent); one pass."""
-    closing: dict[int, int] = {}
-    open_at: list[int] = []
-    for match in _BRACE.finditer(text):
-        if match.group() == "{":
-            open_at.append(match.start())
-        elif open_at:
-            closing[open_at.pop()] = match.start()
-    return closing
-
-
-def last_boxed(text: str) -> tuple[int, int, str] | None:
-    """(start, end, content) of the last complete ``\\boxed{...}`` or ``\\fbox{...}`` in ``text``.
-
-    Only the last ``MAX_BOXES_TRIED`` box commands are tried.
-    """
-    boxes = list(_BOX_COMMAND.finditer(text))[-MAX_BOXES_TRIED:][::-1]
-    closing = _closing_braces(text) if boxes else {}
-    for match in boxes:
-        open_at = match.end()
-        while open_at < len(text) and text[open_at].isspace():
-            open_at += 1
-        if text.startswith("{", open_at):
-            if open_at in closing:
-                return match.start(), closing[open_at] + 1, text[open_at + 1 : closing[open_at]]
-        elif open_at > match.end() and open_at < len(text):  # "\\boxed 5"
-            end = open_at
-            while end < len(text) and not text[end].isspace() and text[end] != "$":
-                end += 1
-            return match.start(), end, text[open_at:end]
-    return None
-
-
-def _rest_of_line(text: str, start: int) -> str:
-    end = text.find("\n", start)
-    return text[start : end if end >= 0 else len(text)]
-
-
-def _candidates(text: str) -> list[str]:
-    """Answer texts in order of trust: the last box, then the later of the last ``####``
-    line and the last ``answer is`` sentence, then the other."""
-    boxed = last_boxed(text)
-    marked = []  # (start, answer text)
-    hashes = list(_HASHES.finditer(text))
-    if hashes:
-        marked.append((hashes[-1].start(), _rest_of_line(text, hashes[-1].end())))
-    answer_is = list(_ANSWER_IS.finditer(text))
-    if answer_is:
-        line = _rest_of_line(text, answer_is[-1].end())
-        sentence_end = _SENTENCE_END.search(line)
-        marked.append((answer_is[-1].start(), line[: sentence_end.start()] if sentence_end else line))
-    found = [boxed[2]] if boxed is not None else []
-    return found + [answer for _, answer in sorted(marked, reverse=True)]
-
-
-def extract_answer(text: str) -> str | None:
-    """The final answer stated in ``text`` (lightly cleaned by ``strip_answer``), or None."""
-    candidates = _candidates(text)
-    for answer in candidates:
-        answer = strip_answer(answer)
-        if answer:
-            return answer
-    if not candidates and parse_number(text) is not None:
-        return strip_answer(text)  # a completion that is just a number
-    return None
-
-
-def strip_answer(raw: str) -> str:
-    """Remove what is never part of an answer: ``$`` signs, markdown bold, a trailing period,
-    LaTeX thin spaces, a whole-answer ``\\boxed{}``; unicode minus becomes ``-``."""
-    answer = raw.strip().replace("\u2212", "-").replace("**", "")
-    answer = answer.replace("\\$", "").replace("$", "")
-    answer = _THIN_SPACE.sub(lambda match: "" if match.group(1) == "!" else " ", answer)
-    answer = _without_trailing_periods(answer)
-    boxed = last_boxed(answer)
-    if boxed is not None and boxed[0] == 0 and boxed[1] == len(answer):
-        answer = _without_trailing_periods(boxed[2])
-    return answer
-
-
-def _without_trailing_periods(answer: str) -> str:
-    answer = answer.strip()
-    while answer.endswith("."):
-        answer = answer[:-1].rstrip()
-    return answer
 
 
 def _without_decorations(answer: str) -> str:

@@ -39,17 +39,19 @@ from typing import Sequence
 
 from vstar.checkers.math_answer import (
     DEFAULT_REL_TOL,
+    EXTRACTION_MODES,
     canonical_answer,
     extract_answer,
     quick_compare,
     symbolic_equal,
 )
+from vstar.checkers.math_extract import DEFAULT_EXTRACTION
 from vstar.checkers.verdict import Verdict
 
 DEFAULT_TIMEOUT_S = 5.0
 KILL_GRACE_S = 0.5
 START_TIMEOUT_S = 120.0
-NO_ANSWER_REASON = "no final answer found (expected \\boxed{...}, '#### X' or 'The answer is X')"
+NO_ANSWER_REASON = "no final answer found (expected \\boxed{...}, '#### X', 'The answer is X', 'Answer: X' or a last line '= X')"
 
 Job = tuple[int, str, str]  # (index in the batch, gold answer, predicted answer)
 Outcome = tuple[str, str]  # (status: equal / unequal / timeout / error, reason)
@@ -128,6 +130,8 @@ class MathCheckPool:
     per symbolic comparison (default 5). ``chunk_size``: comparisons per message.
     ``rel_tol``: numeric tolerance (see ``vstar.checkers.math_answer``).
     ``memory_limit_mb``: address-space limit of each worker (None: no limit).
+    ``extraction``: how the final answer is found, ``"strict"`` or ``"flexible"``
+    (``vstar.checkers.math_extract.extract_answer``).
     """
 
     def __init__(
@@ -137,9 +141,13 @@ class MathCheckPool:
         chunk_size: int = 8,
         rel_tol: float = DEFAULT_REL_TOL,
         memory_limit_mb: int | None = 4096,
+        extraction: str = DEFAULT_EXTRACTION,
     ):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
+        if extraction not in EXTRACTION_MODES:
+            raise ValueError(f"extraction must be one of {EXTRACTION_MODES}, got {extraction!r}")
+        self.extraction = extraction
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.timeout = float(timeout)
         self.chunk_size = max(1, chunk_size)
@@ -164,7 +172,7 @@ class MathCheckPool:
         verdicts: list[Verdict | None] = [None] * len(golds)
         undecided: dict[tuple[str, str], list[int]] = {}
         for index, (gold, completion) in enumerate(zip(golds, completions)):
-            pred = extract_answer(completion)
+            pred = extract_answer(completion, self.extraction)
             if pred is None:
                 verdicts[index] = Verdict(False, "no_answer", reason=NO_ANSWER_REASON)
                 continue

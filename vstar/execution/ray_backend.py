@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from tqdm.auto import tqdm
+from vstar.progress import tqdm
 
 from vstar.config import Config
 from vstar.errors import VstarError

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from tqdm.auto import tqdm
+from vstar.progress import tqdm
 
 from vstar.config import Config
 from vstar.errors import VstarError

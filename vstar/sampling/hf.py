@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from vstar.models import load_model
 from vstar.models.batching import check_positions, pad_left
 from vstar.models.sequence import SequenceFormat, load_format
+from vstar.progress import tqdm
 from vstar.sampling.base import Completion, Sampler, SamplingParams, end_completion
 
 

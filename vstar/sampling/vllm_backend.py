@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vstar.errors import VstarError
+from vstar.progress import tqdm
 from vstar.sampling.base import Completion, Sampler, SamplingParams
 from vstar.sampling.hf import Batch, completion_from_ids
 
@@ -158,7 +159,7 @@ class VLLMSampler(Sampler):
         requests = [{"prompt_token_ids": self.format.prompt_ids(prompts[i])} for i in indices]
         request_params = [self._request_params(params, prompt_seed(params, i), self.format.stop_ids) for i in indices]
         outputs = self.llm.generate(
-            requests, sampling_params=request_params, use_tqdm=progress, lora_request=self.lora_request
+            requests, sampling_params=request_params, use_tqdm=tqdm if progress else False, lora_request=self.lora_request
         )
         return [self._completions(output, params) for output in outputs]
 

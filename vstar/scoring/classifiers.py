@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
+from vstar.progress import tqdm
 
 from vstar.models import load_model, load_tokenizer
 from vstar.models.sequence import sequence_format

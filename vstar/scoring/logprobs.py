@@ -14,7 +14,7 @@ import inspect
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
+from vstar.progress import tqdm
 
 from vstar.models import load_model
 from vstar.models.sequence import SequenceFormat, load_format

@@ -57,6 +57,9 @@ class GSM8KTask(Task):
       check_timeout: seconds per symbolic comparison (default 5); check_workers: worker
                 processes for them (default: CPUs, at most 4). Plain numbers, GSM8K's
                 case, are compared in-process without workers.
+      answer_extraction: how the final answer is read (``vstar.checkers.math_extract``):
+                ``strict`` (boxes, ``####``, answer markers, a final ``= X`` or concluding
+                line) or ``flexible`` (strict, else the completion's last number).
 
     Splits: sft = training problems with their gold solutions; query = the same training
     problems (the paper samples D_query on the GSM8K training set); test = the test set.

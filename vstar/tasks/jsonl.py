@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from vstar.checkers.math_answer import strip_answer
+from vstar.checkers.math_answer import EXTRACTION_MODES, strip_answer
+from vstar.checkers.math_extract import DEFAULT_EXTRACTION
 from vstar.checkers.math_pool import DEFAULT_TIMEOUT_S, MathCheckPool
 from vstar.errors import VstarError
 from vstar.tasks.base import SPLITS, VALIDATION, Problem, Task, Verdict
 
 MATH_STOP = ("\nQuestion:",)
 COUNT_OPTIONS = {"n_sft": None, "n_query": None, "n_test": None}
-CHECK_OPTIONS = {"check_timeout": DEFAULT_TIMEOUT_S, "check_workers": None}
+CHECK_OPTIONS = {"check_timeout": DEFAULT_TIMEOUT_S, "check_workers": None, "answer_extraction": DEFAULT_EXTRACTION}
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ def accept_options(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> d
         number_option(merged, "check_timeout", low=0.0, low_inclusive=False)
     if merged.get("check_workers") is not None:
         count_option(merged, "check_workers", minimum=1)
+    if "answer_extraction" in merged and merged["answer_extraction"] not in EXTRACTION_MODES:
+        raise VstarError(
+            f"task.options.answer_extraction: expected one of {', '.join(EXTRACTION_MODES)}, "
+            f"got {merged['answer_extraction']!r}"
+        )
     return merged
 
 
@@ -158,8 +164,10 @@ def math_prompt(question: str) -> str:
 
 
 def make_math_pool(options: Mapping[str, Any]) -> MathCheckPool:
-    """A (lazily started) checker pool from the ``check_timeout`` / ``check_workers`` options."""
-    return MathCheckPool(workers=options.get("check_workers"), timeout=float(options["check_timeout"]))
+    """A (lazily started) checker pool from the ``check_timeout`` / ``check_workers`` /
+    ``answer_extraction`` options."""
+    return MathCheckPool(workers=options.get("check_workers"), timeout=float(options["check_timeout"]),
+                         extraction=options.get("answer_extraction", DEFAULT_EXTRACTION))
 
 
 def check_math(pool: MathCheckPool, problems: Sequence[Problem], completions: Sequence[str]) -> list[Verdict]:
@@ -193,6 +201,7 @@ class JsonlTask(Task):
       stop:          stop strings for sampling (default ``["\\nQuestion:"]`` for math, none for code).
       check_timeout: seconds per math comparison (default 5); check_workers: math worker
                      processes (default: CPUs, at most 4).
+      answer_extraction: ``strict`` or ``flexible`` (``vstar.checkers.math_extract``).
       code_options:  mapping passed to ``check_programs`` as ``options`` (code rows).
     Splits: sft = training rows that have a ``solution``; query = all training rows;
     test = the test rows.

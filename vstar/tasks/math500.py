@@ -76,6 +76,7 @@ class MathTask(Task):
       n_sft, n_query, n_test: keep the first n of each split (null: all).
       check_timeout: seconds per symbolic comparison (default 5); check_workers: worker
                 processes for them (default: CPUs, at most 4).
+      answer_extraction: ``strict`` or ``flexible``, as for ``gsm8k``.
 
     Splits: sft = training problems with gold solutions; query = the same problems;
     test = the rest. Gold answer: the last ``\\boxed{...}`` of the solution (else ``answer``).

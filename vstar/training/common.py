@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vstar.config import TrainSection
+from vstar.progress import tqdm
 
 log = logging.getLogger("vstar")
 
@@ -112,8 +113,6 @@ class ProgressBar:
 
         class _Callback(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
-                from tqdm.auto import tqdm
-
                 bar_holder.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step", leave=False)
 
             def on_step_end(self, args, state, control, **kwargs):
