@@ -430,6 +430,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"vstar: serving {args.run} at {url} (GET /health; POST /score, /best_of_n, /get_reward)\n"
               f"vstar: OpenRLHF: --remote_rm_url {url}/get_reward", flush=True)
 
-    serve_forever(create_app(verifier, settings), args.host, args.port, log_level="info" if args.debug else "warning",
-                  on_ready=ready)
+    try:
+        serve_forever(create_app(verifier, settings), args.host, args.port,
+                      log_level="info" if args.debug else "warning", on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully, then passes the signal on
+        pass
+    print("vstar: server stopped", flush=True)
     return 0
