@@ -33,7 +33,7 @@ def test_score_command_gives_the_runs_scores(micro_run, tmp_path, capsys):
     out = tmp_path / "scored.jsonl"
     candidates = micro_run / "eval" / "candidates.jsonl"
     assert main(["score", "--run", str(micro_run), "--input", str(candidates), "--out", str(out)]) == 0
-    assert "scored 64 completions in 64 rows" in capsys.readouterr().out
+    assert "scored 64 completions (64 input rows) by 'V-STaR'" in capsys.readouterr().out
     expected = {(s["problem_id"], s["sample_index"]): s["verifier_logp_sum"]
                 for s in read_jsonl(micro_run / "eval" / "scores.jsonl")}
     scored = read_jsonl(out)

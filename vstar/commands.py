@@ -297,10 +297,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     rows = score_rows(_input_rows(args.input))  # a malformed row fails here, before a model loads
     verifier, _ = _trained_verifier(args.run)
     records = score_file(verifier, rows, Path(args.out), variant=args.variant)
-    grouped = sum(1 for r in records if "scores" in r)
     sequences = sum(len(r["scores"]) if "scores" in r else 1 for r in records)
-    print(f"scored {sequences} completions in {len(records)} rows ({grouped} with several candidates) "
-          f"by '{args.variant}' -> {args.out}")
+    rows = f"{len(records)} input row{'s' if len(records) != 1 else ''}"
+    print(f"scored {sequences} completions ({rows}) by '{args.variant}' -> {args.out}")
     return 0
 
 

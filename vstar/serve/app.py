@@ -23,7 +23,7 @@ from vstar.errors import VstarError
 from vstar.scoring.variants import PAPER_SCORE
 from vstar.serve.batching import Batcher, CallJob, ScoreJob
 from vstar.serve.rewards import TokenTexts, reward_response, split_queries
-from vstar.serve.verifier import finished_flags
+from vstar.serve.verifier import best_index, finished_flags
 
 log = logging.getLogger("vstar.serve")
 
@@ -76,64 +76,75 @@ class RewardRequest(BaseModel):
 def create_app(verifier, settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The app; its lifespan starts the model thread, loads the verifier, and stops the thread."""
     verifier.check_variant(settings.variant)
-    batcher = Batcher(verifier, settings.max_batch, settings.wait_ms)
-    state: dict = {}
+    routes = Routes(verifier, Batcher(verifier, settings.max_batch, settings.wait_ms), settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        batcher.start()
-        fmt = await asyncio.wrap_future(batcher.submit(CallJob(lambda v: v.scorer("verifier").format)))
-        state["texts"] = TokenTexts.of(fmt)
+        routes.batcher.start()
+        fmt = await asyncio.wrap_future(routes.batcher.submit(CallJob(lambda v: v.scorer("verifier").format)))
+        routes.texts = TokenTexts.of(fmt)
         yield
-        batcher.stop()
+        routes.batcher.stop()
 
     app = FastAPI(title="vstar verifier", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.batcher = routes.batcher
+    app.add_exception_handler(RequestError, request_error)
+    app.add_api_route("/health", routes.health, methods=["GET"])
+    app.add_api_route("/score", routes.score, methods=["POST"])
+    app.add_api_route("/get_reward", routes.get_reward, methods=["POST"])
+    app.add_api_route("/best_of_n", routes.best_of_n, methods=["POST"])
+    return app
 
-    @app.exception_handler(RequestError)
-    async def request_error(request: Request, exc: RequestError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "variants": verifier.variants, "variant": settings.variant,
-                "max_batch": settings.max_batch, "batches": batcher.batches,
-                "models": {name: path for name, path in verifier.paths.items() if path}}
+async def request_error(request: Request, exc: RequestError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    @app.post("/score")
-    async def score(request: Request):
-        body = await read_body(request, ScoreRequest, settings)
-        variant = check_variant(verifier, body.variant or settings.variant)
-        count_sequences(len(body.completions), settings)
+
+class Routes:
+    """The endpoints, over one verifier and its model thread."""
+
+    def __init__(self, verifier, batcher: Batcher, settings: ServerSettings):
+        self.verifier = verifier
+        self.batcher = batcher
+        self.settings = settings
+        self.texts: TokenTexts | None = None  # the verifier's special tokens, once it is loaded
+
+    async def health(self) -> dict:
+        return {"status": "ok", "variants": self.verifier.variants, "variant": self.settings.variant,
+                "max_batch": self.settings.max_batch, "batches": self.batcher.batches,
+                "models": {name: path for name, path in self.verifier.paths.items() if path}}
+
+    async def score(self, request: Request) -> dict:
+        """``{"prompt", "completions", "finished"?, "variant"?}`` -> ``{"variant", "scores", "best"}``."""
+        body = await read_body(request, ScoreRequest, self.settings)
+        variant = call_checked(self.verifier.check_variant, body.variant or self.settings.variant)
+        count_sequences(len(body.completions), self.settings)
         flags = call_checked(finished_flags, body.finished, len(body.completions))
-        scores = await run_job(batcher, ScoreJob([body.prompt] * len(flags), body.completions, flags, variant))
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i)) if scores else None
-        return {"variant": variant, "scores": scores, "best": best}
+        scores = await run_job(self.batcher, ScoreJob([body.prompt] * len(flags), body.completions, flags, variant))
+        return {"variant": variant, "scores": scores, "best": best_index(scores) if scores else None}
 
-    @app.post("/get_reward")
-    async def get_reward(request: Request):
-        body = await read_body(request, RewardRequest, settings)
-        count_sequences(len(body.query), settings)
-        responses, finished = call_checked(split_queries, body.query, body.prompts, state["texts"])
+    async def get_reward(self, request: Request) -> dict:
+        """OpenRLHF's ``{"query", "prompts", ...}`` -> ``{"rewards", "scores", "extra_logs"}``."""
+        body = await read_body(request, RewardRequest, self.settings)
+        count_sequences(len(body.query), self.settings)
+        responses, finished = call_checked(split_queries, body.query, body.prompts, self.texts)
         if body.finished is not None:
             finished = call_checked(finished_flags, body.finished, len(responses))
-        rewards = await run_job(batcher, ScoreJob(body.prompts, responses, finished, settings.variant))
+        rewards = await run_job(self.batcher, ScoreJob(body.prompts, responses, finished, self.settings.variant))
         return reward_response(rewards, finished)
 
-    @app.post("/best_of_n")
-    async def best_of_n(request: Request):
-        body = await read_body(request, BestOfNRequest, settings)
-        variant = check_variant(verifier, body.variant or settings.variant)
-        count_sequences(len(body.prompts) * body.n, settings)
+    async def best_of_n(self, request: Request) -> dict:
+        """``{"prompts", "n", "variant"?, "seed"?, "temperature"?, "max_new_tokens"?}`` -> ``{"variant", "picks"}``."""
+        body = await read_body(request, BestOfNRequest, self.settings)
+        variant = call_checked(self.verifier.check_variant, body.variant or self.settings.variant)
+        count_sequences(len(body.prompts) * body.n, self.settings)
 
-        def pick(v):
-            return v.best_of_n(body.prompts, body.n, variant=variant, seed=body.seed, temperature=body.temperature,
-                               max_new_tokens=body.max_new_tokens)
+        def pick(verifier) -> list:
+            return verifier.best_of_n(body.prompts, body.n, variant=variant, seed=body.seed,
+                                      temperature=body.temperature, max_new_tokens=body.max_new_tokens)
 
-        picks = await run_job(batcher, CallJob(pick))
+        picks = await run_job(self.batcher, CallJob(pick))
         return {"variant": variant, "picks": [p.to_record() for p in picks]}
-
-    return app
 
 
 async def read_body(request: Request, model: type[BaseModel], settings: ServerSettings) -> BaseModel:
@@ -165,10 +176,6 @@ def field_problem(error: dict) -> str:
     """One pydantic error as ``field 'completions.2': Input should be a valid string``."""
     where = ".".join(str(part) for part in error["loc"]) or "body"
     return f"field '{where}': {error['msg']}"
-
-
-def check_variant(verifier, variant: str) -> str:
-    return call_checked(verifier.check_variant, variant)
 
 
 def count_sequences(count: int, settings: ServerSettings) -> None:
