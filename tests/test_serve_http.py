@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -101,6 +102,15 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_scores(server, ve
     assert batches < len(completions) / 2, batches  # requests shared forward passes
 
 
+def test_a_lone_request_does_not_wait_for_company(verifier):
+    app = create_app(verifier, ServerSettings(max_batch=16, wait_ms=4000))
+    with ServerThread(app) as running:
+        start = time.perf_counter()
+        for completion in ("1", "2", "3"):
+            assert post(running, "/score", {"prompt": PROMPT, "completions": [completion]}).status_code == 200
+        assert time.perf_counter() - start < 4.0  # each went alone, at once: no 4 s wait for others
+
+
 @pytest.mark.parametrize("body, status, message", [
     (b"{not json", 400, "request body is not valid JSON"),
     (b"", 400, "request body is not valid JSON"),
@@ -171,3 +181,16 @@ def test_vstar_serve_command_listens_on_loopback_only(micro_run):
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
     assert process.returncode == 0
+
+
+def test_a_taken_port_is_a_clear_error(micro_run, capsys):
+    from vstar.cli import main
+    from vstar.serve.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--run", str(micro_run), "--port", str(port)]) == 2
+    finally:
+        taken.close()
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

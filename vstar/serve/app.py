@@ -90,10 +90,21 @@ def create_app(verifier, settings: ServerSettings = ServerSettings()) -> FastAPI
     app.state.batcher = routes.batcher
     app.add_exception_handler(RequestError, request_error)
     app.add_api_route("/health", routes.health, methods=["GET"])
-    app.add_api_route("/score", routes.score, methods=["POST"])
-    app.add_api_route("/get_reward", routes.get_reward, methods=["POST"])
-    app.add_api_route("/best_of_n", routes.best_of_n, methods=["POST"])
+    for path, handler in (("/score", routes.score), ("/get_reward", routes.get_reward),
+                          ("/best_of_n", routes.best_of_n)):
+        app.add_api_route(path, counted(routes.batcher, handler), methods=["POST"])
     return app
+
+
+def counted(batcher: Batcher, handler):
+    """``handler``, counted in ``batcher.active`` while it runs (the model thread waits to batch
+    only for requests it knows are coming)."""
+
+    async def run(request: Request):
+        with batcher.request():
+            return await handler(request)
+
+    return run
 
 
 async def request_error(request: Request, exc: RequestError) -> JSONResponse:

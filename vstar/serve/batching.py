@@ -1,9 +1,11 @@
 """Dynamic batching: score requests from many connections together, on one model thread.
 
 Request handlers put jobs on a queue and wait on a future. One worker thread owns the
-``Verifier``: it takes the first waiting job, then gathers more (those already queued, then
-any arriving within ``wait_ms``) until ``max_batch`` sequences are gathered, and scores them all
-in one call (padded batches of ``score_batch_tokens``). A batch that fails is retried job by
+``Verifier``: it takes the first waiting job, then gathers more (those already queued, then,
+while other requests are in the server, any arriving within ``wait_ms``) until ``max_batch``
+sequences are gathered, and scores them all in one call (padded batches of
+``score_batch_tokens``). A lone request does not wait: handlers count themselves in and out
+(``Batcher.request``), and the thread waits only for requests it knows are coming. A batch that fails is retried job by
 job, so one bad request (a sequence too long for the model) fails alone. Other work (best-of-n)
 runs on the same thread, one job at a time, between batches.
 """
@@ -14,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -61,6 +64,8 @@ class Batcher:
         self.held = None  # a job taken while gathering that could not join the batch
         self.thread = threading.Thread(target=self._work, name="vstar-model", daemon=True)
         self.batches = 0  # batches scored (for /health and the tests)
+        self.active = 0  # requests in the server (see ``request``)
+        self.lock = threading.Lock()
 
     def start(self) -> None:
         self.thread.start()
@@ -68,6 +73,17 @@ class Batcher:
     def stop(self) -> None:
         self.queue.put(STOP)
         self.thread.join(timeout=30)
+
+    @contextmanager
+    def request(self):
+        """Count a request in while a handler reads, queues and awaits it."""
+        with self.lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.active -= 1
 
     def submit(self, job: ScoreJob | CallJob) -> Future:
         self.queue.put(job)
@@ -91,12 +107,13 @@ class Batcher:
 
     def _gather(self, first: ScoreJob) -> list[ScoreJob]:
         """``first`` and the score jobs that join it: up to ``max_batch`` sequences, waiting at most
-        ``wait_ms`` for more."""
+        ``wait_ms`` for more while other requests are in the server."""
         jobs, size = [first], len(first)
         deadline = time.monotonic() + self.wait_s
         while size < self.max_batch:
+            others = self.active - len(jobs)  # requests in the server that are not in this batch
             try:
-                job = self._next(deadline - time.monotonic())
+                job = self._next(deadline - time.monotonic() if others > 0 else 0)
             except queue.Empty:
                 break
             if not isinstance(job, ScoreJob) or size + len(job) > self.max_batch:
