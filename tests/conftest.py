@@ -59,3 +59,13 @@ def micro_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "micro"
     assert main(["run", "--config", str(REPO / "configs" / "micro.yaml"), "--run-dir", str(run_dir)]) == 0
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def micro_verifier(micro_run):
+    """``vstar.serve.Verifier`` of the session's micro run (models load on first use, then stay)."""
+    from vstar.serve import Verifier
+
+    verifier = Verifier.from_run(micro_run)
+    yield verifier
+    verifier.close()

@@ -13,17 +13,10 @@ from vstar.config import load_config
 from vstar.errors import VstarError
 from vstar.rundir import read_jsonl
 from vstar.scoring.variants import VARIANT_COLUMNS, score_variants
-from vstar.serve import PAPER_SCORE, Verifier, load_verifier
+from vstar.serve import PAPER_SCORE, load_verifier
 
 LOG_LIKELIHOOD_VARIANTS = ["V-STaR", "V-STaR (mean log-prob)", "V-STaR (DPO reward)", "control: G_SFT likelihood",
                            "control: generator mean log-prob"]
-
-
-@pytest.fixture(scope="module")
-def verifier(micro_run):
-    loaded = Verifier.from_run(micro_run)
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture(scope="module")
@@ -34,70 +27,70 @@ def final_candidates(micro_run):
     return candidates, [scores[(c["problem_id"], c["sample_index"])] for c in candidates]
 
 
-def test_every_variant_equals_the_runs_own_scores(verifier, final_candidates, micro_run):
+def test_every_variant_equals_the_runs_own_scores(micro_verifier, final_candidates, micro_run):
     candidates, rows = final_candidates
-    assert sorted(verifier.variants) == sorted(LOG_LIKELIHOOD_VARIANTS)
-    beta = verifier.settings.beta
+    assert sorted(micro_verifier.variants) == sorted(LOG_LIKELIHOOD_VARIANTS)
+    beta = micro_verifier.settings.beta
     assert beta == load_config(micro_run / "config.yaml").verifier.beta
     expected = score_variants({name: np.array([r[name] for r in rows]) for name in rows[0] if name not in
                                ("problem_id", "sample_index")}, beta)
     args = ([c["prompt"] for c in candidates], [c["completion"] for c in candidates], [c["finished"] for c in candidates])
     assert any(not f for f in args[2]) and any(args[2])  # both kinds of candidate are checked
     for variant in LOG_LIKELIHOOD_VARIANTS:
-        got = verifier.score_pairs(*args, variant=variant)
+        got = micro_verifier.score_pairs(*args, variant=variant)
         assert np.allclose(got, expected[variant], atol=1e-4, rtol=0), variant
 
 
-def test_score_one_prompt_matches_the_run(verifier, final_candidates):
+def test_score_one_prompt_matches_the_run(micro_verifier, final_candidates):
     candidates, rows = final_candidates
     first = [i for i, c in enumerate(candidates) if c["problem_id"] == candidates[0]["problem_id"]]
-    got = verifier.score(candidates[0]["prompt"], [candidates[i]["completion"] for i in first],
+    got = micro_verifier.score(candidates[0]["prompt"], [candidates[i]["completion"] for i in first],
                          finished=[candidates[i]["finished"] for i in first])
     assert got == pytest.approx([rows[i]["verifier_logp_sum"] for i in first], abs=1e-4)
 
 
-def test_a_completion_scores_the_same_alone_and_in_a_padded_batch(verifier):
+def test_a_completion_scores_the_same_alone_and_in_a_padded_batch(micro_verifier):
     prompt = "2 5 2 3 -> 6\n"
     completions = ["5+2=7\n7-3=4\n", "x", "5*2=10\n10-2=8\n8-3=5\n5+2=7\n", ""]
-    together = verifier.score(prompt, completions + ["a much longer neighbour " * 4])[:4]
-    alone = [verifier.score(prompt, [c])[0] for c in completions]
+    together = micro_verifier.score(prompt, completions + ["a much longer neighbour " * 4])[:4]
+    alone = [micro_verifier.score(prompt, [c])[0] for c in completions]
     assert together == pytest.approx(alone, abs=1e-4)
     assert len(set(round(s, 3) for s in together)) == 4 and all(s < 0 for s in together)
 
 
-def test_a_finished_completion_also_scores_its_end_token(verifier):
+def test_a_finished_completion_also_scores_its_end_token(micro_verifier):
     prompt, completion = "1 2 -> 3\n", "1+2=3"
-    done, cut = verifier.score(prompt, [completion, completion], finished=[True, False])
+    done, cut = micro_verifier.score(prompt, [completion, completion], finished=[True, False])
     assert done < cut  # one more token, of log-probability < 0
-    tokens = verifier.columns([prompt] * 2, [completion] * 2, [True, False], ["tokens"])["tokens"]
+    tokens = micro_verifier.columns([prompt] * 2, [completion] * 2, [True, False], ["tokens"])["tokens"]
     assert tokens == [len(completion) + 1, len(completion)]  # the embedded tokenizer: one token per character
 
 
-def test_best_of_n_picks_the_highest_scored_of_its_candidates(verifier):
+def test_best_of_n_picks_the_highest_scored_of_its_candidates(micro_verifier):
     prompts = ["2 5 2 3 -> 6\n", "1 2 -> 3\n"]
-    picks = verifier.best_of_n(prompts, 3, seed=5, max_new_tokens=12)
+    picks = micro_verifier.best_of_n(prompts, 3, seed=5, max_new_tokens=12)
     assert [p.prompt for p in picks] == prompts
     for pick in picks:
         assert len(pick.candidates) == 3 and pick.variant == PAPER_SCORE
         scores = [c.score for c in pick.candidates]
         assert pick.score == max(scores) and pick.completion == pick.candidates[pick.best].completion
-        rescored = verifier.score(pick.prompt, [c.completion for c in pick.candidates],
+        rescored = micro_verifier.score(pick.prompt, [c.completion for c in pick.candidates],
                                   finished=[c.finished for c in pick.candidates])
         assert rescored == pytest.approx(scores, abs=1e-4)
         assert all(c.num_tokens <= 12 for c in pick.candidates)
         record = pick.to_record()
         assert record["completion"] == pick.completion and len(record["candidates"]) == 3
-    again = verifier.best_of_n(prompts, 3, seed=5, max_new_tokens=12)
+    again = micro_verifier.best_of_n(prompts, 3, seed=5, max_new_tokens=12)
     assert [p.to_record() for p in again] == [p.to_record() for p in picks]  # seeded
 
 
-def test_best_of_n_by_the_dpo_reward_ranks_by_that_variant(verifier):
-    (pick,) = verifier.best_of_n(["3 4 -> 7\n"], 3, variant="V-STaR (DPO reward)", seed=1, max_new_tokens=8)
+def test_best_of_n_by_the_dpo_reward_ranks_by_that_variant(micro_verifier):
+    (pick,) = micro_verifier.best_of_n(["3 4 -> 7\n"], 3, variant="V-STaR (DPO reward)", seed=1, max_new_tokens=8)
     texts = [c.completion for c in pick.candidates]
     flags = [c.finished for c in pick.candidates]
-    v = verifier.score(pick.prompt, texts, finished=flags)
-    sft = verifier.score(pick.prompt, texts, finished=flags, variant="control: G_SFT likelihood")
-    beta = verifier.settings.beta
+    v = micro_verifier.score(pick.prompt, texts, finished=flags)
+    sft = micro_verifier.score(pick.prompt, texts, finished=flags, variant="control: G_SFT likelihood")
+    beta = micro_verifier.settings.beta
     assert [c.score for c in pick.candidates] == pytest.approx([beta * (a - b) for a, b in zip(v, sft)], abs=1e-4)
 
 
@@ -112,17 +105,17 @@ def test_a_checkpoint_alone_gives_the_verifier_only_variants(micro_run):
     alone.close()
 
 
-def test_bad_arguments_fail_clearly(verifier, tmp_path):
+def test_bad_arguments_fail_clearly(micro_verifier, tmp_path):
     with pytest.raises(VstarError, match="'nope': not one of"):
-        verifier.score("p", ["c"], variant="nope")
+        micro_verifier.score("p", ["c"], variant="nope")
     with pytest.raises(VstarError, match="list of strings, got one string"):
-        verifier.score("p", "c")
+        micro_verifier.score("p", "c")
     with pytest.raises(VstarError, match="completions\\[1\\]: expected a string"):
-        verifier.score("p", ["c", 3])
+        micro_verifier.score("p", ["c", 3])
     with pytest.raises(VstarError, match="a list of 2 of them"):
-        verifier.score("p", ["c", "d"], finished=[True])
+        micro_verifier.score("p", ["c", "d"], finished=[True])
     with pytest.raises(VstarError, match="positive integer"):
-        verifier.best_of_n(["p"], 0)
+        micro_verifier.best_of_n(["p"], 0)
     with pytest.raises(VstarError, match="no such directory"):
         load_verifier(tmp_path / "missing")
     (tmp_path / "config.yaml").write_text("run: {iterations: 1}\n")

@@ -22,13 +22,6 @@ def write_rows(path, rows) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def verifier(micro_run):
-    loaded = Verifier.from_run(micro_run)
-    yield loaded
-    loaded.close()
-
-
 def test_score_command_gives_the_runs_scores(micro_run, tmp_path, capsys):
     out = tmp_path / "scored.jsonl"
     candidates = micro_run / "eval" / "candidates.jsonl"
@@ -46,7 +39,7 @@ def test_score_command_gives_the_runs_scores(micro_run, tmp_path, capsys):
     assert not partial_path(out).exists()
 
 
-def test_grouped_rows_get_scores_and_the_best(micro_run, verifier, tmp_path):
+def test_grouped_rows_get_scores_and_the_best(micro_run, micro_verifier, tmp_path):
     prompt, completions = "2 5 2 3 -> 6\n", ["5+2=7\n7-3=4\n", "?", "2+5=7\n"]
     source = write_rows(tmp_path / "in.jsonl", [
         {"prompt": prompt, "completions": completions, "id": "a"},
@@ -58,7 +51,7 @@ def test_grouped_rows_get_scores_and_the_best(micro_run, verifier, tmp_path):
     assert main(args) == 0
     first, second, flat = read_jsonl(out)
     assert first["id"] == "a" and first["finished"] == [True, True, True]
-    assert first["scores"] == pytest.approx(verifier.score(prompt, completions, variant="V-STaR (DPO reward)"), abs=1e-4)
+    assert first["scores"] == pytest.approx(micro_verifier.score(prompt, completions, variant="V-STaR (DPO reward)"), abs=1e-4)
     assert first["best"] == max(range(3), key=lambda i: first["scores"][i])
     assert second["scores"][1] == pytest.approx(flat["score"], abs=1e-6)  # an unfinished '?', either shape
     assert second["scores"][1] != pytest.approx(first["scores"][1], abs=1e-6)
@@ -110,28 +103,28 @@ def stop_after(verifier, method: str, calls: int, monkeypatch) -> list:
     return made
 
 
-def test_score_file_resumes_from_its_complete_chunks(micro_run, verifier, tmp_path, monkeypatch):
+def test_score_file_resumes_from_its_complete_chunks(micro_run, micro_verifier, tmp_path, monkeypatch):
     rows = score_rows([(f"line {i}", c) for i, c in enumerate(read_jsonl(micro_run / "eval" / "candidates.jsonl"))])
-    whole = score_file(verifier, rows, tmp_path / "whole.jsonl", variant="V-STaR", chunk_sequences=16)
+    whole = score_file(micro_verifier, rows, tmp_path / "whole.jsonl", variant="V-STaR", chunk_sequences=16)
     out = tmp_path / "out.jsonl"
     with monkeypatch.context() as patch:
-        stop_after(verifier, "score_pairs", 2, patch)
+        stop_after(micro_verifier, "score_pairs", 2, patch)
         with pytest.raises(Interrupt):
-            score_file(verifier, rows, out, variant="V-STaR", chunk_sequences=16)
+            score_file(micro_verifier, rows, out, variant="V-STaR", chunk_sequences=16)
     assert len(read_jsonl(partial_path(out))) == 1 + 32  # the header, then two chunks of 16
     with monkeypatch.context() as patch:
-        made = stop_after(verifier, "score_pairs", 99, patch)
-        assert score_file(verifier, rows, out, variant="V-STaR", chunk_sequences=16) == whole
+        made = stop_after(micro_verifier, "score_pairs", 99, patch)
+        assert score_file(micro_verifier, rows, out, variant="V-STaR", chunk_sequences=16) == whole
     assert len(made) == 2  # the last two of four chunks only
     assert read_jsonl(out) == whole and not partial_path(out).exists()
     other = tmp_path / "other.jsonl"
     with monkeypatch.context() as patch:
-        stop_after(verifier, "score_pairs", 1, patch)
+        stop_after(micro_verifier, "score_pairs", 1, patch)
         with pytest.raises(Interrupt):
-            score_file(verifier, rows, other, variant="V-STaR", chunk_sequences=16)
+            score_file(micro_verifier, rows, other, variant="V-STaR", chunk_sequences=16)
     with monkeypatch.context() as patch:  # another variant: the partial file made for the first is not used
-        made = stop_after(verifier, "score_pairs", 99, patch)
-        score_file(verifier, rows, other, variant="V-STaR (mean log-prob)", chunk_sequences=16)
+        made = stop_after(micro_verifier, "score_pairs", 99, patch)
+        score_file(micro_verifier, rows, other, variant="V-STaR (mean log-prob)", chunk_sequences=16)
     assert len(made) == 4
 
 

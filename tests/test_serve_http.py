@@ -17,7 +17,6 @@ requests = pytest.importorskip("requests")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from vstar.serve import Verifier  # noqa: E402
 from vstar.serve.app import ServerSettings, create_app  # noqa: E402
 from vstar.serve.server import ServerThread  # noqa: E402
 
@@ -26,15 +25,8 @@ LIMIT = 20_000
 
 
 @pytest.fixture(scope="module")
-def verifier(micro_run):
-    loaded = Verifier.from_run(micro_run)
-    yield loaded
-    loaded.close()
-
-
-@pytest.fixture(scope="module")
-def server(verifier):
-    app = create_app(verifier, ServerSettings(max_batch=16, wait_ms=20, max_body_bytes=LIMIT, max_sequences=40))
+def server(micro_verifier):
+    app = create_app(micro_verifier, ServerSettings(max_batch=16, wait_ms=20, max_body_bytes=LIMIT, max_sequences=40))
     with ServerThread(app) as running:
         running.batcher = app.state.batcher
         yield running
@@ -55,20 +47,20 @@ def test_health_names_the_models_and_variants(server, micro_run):
     assert health["models"]["verifier"] == str(micro_run / "verifier")
 
 
-def test_score_gives_the_api_scores(server, verifier):
+def test_score_gives_the_api_scores(server, micro_verifier):
     completions = ["5+2=7\n7-3=4\n", "?", ""]
     reply = post(server, "/score", {"prompt": PROMPT, "completions": completions, "finished": [True, False, True]})
     assert reply.status_code == 200
     body = reply.json()
-    expected = verifier.score(PROMPT, completions, finished=[True, False, True])
+    expected = micro_verifier.score(PROMPT, completions, finished=[True, False, True])
     assert body["scores"] == pytest.approx(expected, abs=1e-4) and body["variant"] == "V-STaR"
     assert body["best"] == max(range(3), key=lambda i: expected[i])
     dpo = post(server, "/score", {"prompt": PROMPT, "completions": completions, "variant": "V-STaR (DPO reward)"})
-    assert dpo.json()["scores"] == pytest.approx(verifier.score(PROMPT, completions, variant="V-STaR (DPO reward)"),
+    assert dpo.json()["scores"] == pytest.approx(micro_verifier.score(PROMPT, completions, variant="V-STaR (DPO reward)"),
                                                  abs=1e-4)
 
 
-def test_get_reward_speaks_openrlhfs_protocol(server, verifier):
+def test_get_reward_speaks_openrlhfs_protocol(server, micro_verifier):
     prompts = [PROMPT, "1 2 -> 3\n", "4 4 -> 8\n"]
     queries = ["<s>" + PROMPT + "5+2=7</s><pad><pad>", "1 2 -> 3\n" + "1+2=3", "4 4 -> 8\n" + "4+4=8</s>"]
     reply = post(server, "/get_reward", {"query": queries, "prompts": prompts, "labels": ["6", "3", "8"]})
@@ -76,8 +68,8 @@ def test_get_reward_speaks_openrlhfs_protocol(server, verifier):
     body = reply.json()
     assert set(body) == {"rewards", "scores", "extra_logs"} and body["rewards"] == body["scores"]
     assert body["extra_logs"] == {"finished": [1.0, 0.0, 1.0]}  # one value per query, as OpenRLHF concatenates
-    expected = [verifier.score(PROMPT, ["5+2=7"])[0], verifier.score("1 2 -> 3\n", ["1+2=3"], finished=False)[0],
-                verifier.score("4 4 -> 8\n", ["4+4=8"])[0]]
+    expected = [micro_verifier.score(PROMPT, ["5+2=7"])[0], micro_verifier.score("1 2 -> 3\n", ["1+2=3"], finished=False)[0],
+                micro_verifier.score("4 4 -> 8\n", ["4+4=8"])[0]]
     assert body["rewards"] == pytest.approx(expected, abs=1e-4)
     bad = post(server, "/get_reward", {"query": ["no prompt here"], "prompts": [PROMPT]})
     assert bad.status_code == 422 and "query[0] does not contain prompts[0]" in bad.json()["error"]
@@ -85,9 +77,9 @@ def test_get_reward_speaks_openrlhfs_protocol(server, verifier):
     assert old.status_code == 422 and "field 'prompts': Field required" in old.json()["error"]
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_scores(server, verifier):
+def test_concurrent_requests_are_batched_and_each_gets_its_own_scores(server, micro_verifier):
     completions = [f"{i}+{i}={2 * i}\n" for i in range(48)]
-    expected = verifier.score(PROMPT, completions)
+    expected = micro_verifier.score(PROMPT, completions)
     before = server.batcher.batches
 
     def ask(completion: str) -> float:
@@ -102,8 +94,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_scores(server, ve
     assert batches < len(completions) / 2, batches  # requests shared forward passes
 
 
-def test_a_lone_request_does_not_wait_for_company(verifier):
-    app = create_app(verifier, ServerSettings(max_batch=16, wait_ms=4000))
+def test_a_lone_request_does_not_wait_for_company(micro_verifier):
+    app = create_app(micro_verifier, ServerSettings(max_batch=16, wait_ms=4000))
     with ServerThread(app) as running:
         start = time.perf_counter()
         for completion in ("1", "2", "3"):
@@ -151,13 +143,13 @@ def test_an_oversized_body_gets_413(server):
     assert healthy(server)
 
 
-def test_best_of_n_endpoint_returns_the_pick_and_all_candidates(server, verifier):
+def test_best_of_n_endpoint_returns_the_pick_and_all_candidates(server, micro_verifier):
     reply = post(server, "/best_of_n", {"prompts": [PROMPT], "n": 3, "seed": 2, "max_new_tokens": 10})
     assert reply.status_code == 200
     (pick,) = reply.json()["picks"]
     scores = [c["score"] for c in pick["candidates"]]
     assert len(scores) == 3 and pick["score"] == max(scores) and pick["best"] == scores.index(max(scores))
-    rescored = verifier.score(PROMPT, [c["completion"] for c in pick["candidates"]],
+    rescored = micro_verifier.score(PROMPT, [c["completion"] for c in pick["candidates"]],
                               finished=[c["finished"] for c in pick["candidates"]])
     assert rescored == pytest.approx(scores, abs=1e-4)
     bad = post(server, "/best_of_n", {"prompts": [PROMPT], "n": 0})
