@@ -114,6 +114,12 @@ def test_bad_arguments_fail_clearly(micro_verifier, tmp_path):
         micro_verifier.score("p", ["c", 3])
     with pytest.raises(VstarError, match="a list of 2 of them"):
         micro_verifier.score("p", ["c", "d"], finished=[True])
+    with pytest.raises(VstarError, match="2 prompts, 1 completions and 1 finished flags"):
+        micro_verifier.score_pairs(["p", "q"], ["c"], [True])
+    with pytest.raises(VstarError, match="finished\\[0\\]: expected true or false"):
+        micro_verifier.score_pairs(["p"], ["c"], [1])
+    with pytest.raises(VstarError, match="prompts: expected a list of strings, got one string"):
+        micro_verifier.best_of_n("p", 2)
     with pytest.raises(VstarError, match="positive integer"):
         micro_verifier.best_of_n(["p"], 0)
     with pytest.raises(VstarError, match="no such directory"):

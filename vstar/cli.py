@@ -109,13 +109,14 @@ def _serve_commands(sub) -> None:
     _trained_args(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-batch", type=_positive_int, default=32,
-                       help="sequences from concurrent requests scored together (1: no batching)")
-    serve.add_argument("--wait-ms", type=float, default=5.0, help="how long to wait for requests to batch")
-    serve.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20,
-                       help="larger request bodies get 413 (default 1 MiB)")
-    serve.add_argument("--max-sequences", type=_positive_int, default=1024,
-                       help="completions per request (n x prompts for /best_of_n); more get 413")
+    serve.add_argument("--max-batch", type=_positive_int, default=None,
+                       help="sequences from concurrent requests scored together (default 32; 1: no batching)")
+    serve.add_argument("--wait-ms", type=float, default=None,
+                       help="how long to wait for more requests to batch while others are coming (default 5)")
+    serve.add_argument("--max-body-bytes", type=_positive_int, default=None,
+                       help="larger request bodies get 413 (default 32 MiB)")
+    serve.add_argument("--max-sequences", type=_positive_int, default=None,
+                       help="completions per request (n x prompts for /best_of_n); more get 413 (default 16384)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -419,8 +419,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     verifier, _ = _trained_verifier(args.run)
     verifier.check_variant(args.variant)
     verifier.scorer("verifier")  # load it now: a bad checkpoint fails before the server listens
-    settings = ServerSettings(max_batch=args.max_batch, wait_ms=args.wait_ms, max_body_bytes=args.max_body_bytes,
-                              max_sequences=args.max_sequences, variant=args.variant)
+    given = {name: getattr(args, name) for name in ("max_batch", "wait_ms", "max_body_bytes", "max_sequences")}
+    settings = ServerSettings(variant=args.variant, **{name: value for name, value in given.items() if value is not None})
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"vstar: warning: listening on {args.host}: other machines can reach the server, which has no "
               "authentication.", file=sys.stderr)

@@ -32,8 +32,8 @@ log = logging.getLogger("vstar.serve")
 class ServerSettings:
     max_batch: int = 32  # sequences scored together from concurrent requests (1: no batching)
     wait_ms: float = 5.0  # how long the model thread waits for more requests to batch
-    max_body_bytes: int = 1 << 20  # larger request bodies get 413
-    max_sequences: int = 1024  # completions per /score or /get_reward request, n x prompts per /best_of_n
+    max_body_bytes: int = 32 << 20  # larger request bodies get 413 (an RL batch of 8k queries fits)
+    max_sequences: int = 16384  # completions per /score or /get_reward request, n x prompts per /best_of_n
     variant: str = PAPER_SCORE  # the score /get_reward returns and /score uses by default
 
 

@@ -150,8 +150,13 @@ class Verifier:
                     variant: str = PAPER_SCORE, progress: bool = False) -> list[float]:
         """The ``variant`` score of each (prompt, completion, finished), scored in padded batches."""
         self.check_variant(variant)
-        for index, completion in enumerate(completions):
-            check_text(completion, f"completions[{index}]")
+        if not len(prompts) == len(completions) == len(finished):
+            raise VstarError(f"score: {len(prompts)} prompts, {len(completions)} completions and {len(finished)} "
+                             "finished flags; expected one of each per candidate.")
+        for name, values, check in (("prompts", prompts, check_text), ("completions", completions, check_text),
+                                    ("finished", finished, check_flag)):
+            for index, value in enumerate(values):
+                check(value, f"{name}[{index}]")
         columns = self.columns(prompts, completions, finished, VARIANT_COLUMNS[variant], progress=progress)
         return [float(v) for v in variant_score(variant, columns, self.settings.beta)]
 
@@ -181,6 +186,8 @@ class Verifier:
             raise VstarError("best-of-n needs a generator: load the verifier from a run, or pass generator=PATH.")
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise VstarError(f"best-of-n: n must be a positive integer, got {n!r}.")
+        if isinstance(prompts, str):
+            raise VstarError("best-of-n: prompts: expected a list of strings, got one string.")
         for index, prompt in enumerate(prompts):
             check_text(prompt, f"prompts[{index}]")
         params = SamplingParams(
@@ -251,6 +258,11 @@ def load_verifier(path: str | Path, *, stop: Sequence[str] = (), device: str | N
 def check_text(value, what: str) -> None:
     if not isinstance(value, str):
         raise VstarError(f"{what}: expected a string, got {type(value).__name__}.")
+
+
+def check_flag(value, what: str) -> None:
+    if not isinstance(value, bool):
+        raise VstarError(f"{what}: expected true or false, got {value!r}.")
 
 
 def finished_flags(finished: bool | Sequence[bool], count: int) -> list[bool]:
