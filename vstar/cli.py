@@ -109,6 +109,8 @@ def _serve_commands(sub) -> None:
     _trained_args(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: the run's run.threads; 0 = torch's default)")
     serve.add_argument("--max-batch", type=_positive_int, default=None,
                        help="sequences from concurrent requests scored together (default 32; 1: no batching)")
     serve.add_argument("--wait-ms", type=float, default=None,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from vstar.config import Config, describe, dump_yaml, load_config
+from vstar.config import Config, describe, dump_yaml, load_config, transfer_config
 from vstar.errors import VstarError
 from vstar.logs import setup_logging
 from vstar.rundir import RunDir
@@ -298,8 +298,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     verifier, _ = _trained_verifier(args.run)
     records = score_file(verifier, rows, Path(args.out), variant=args.variant)
     sequences = sum(len(r["scores"]) if "scores" in r else 1 for r in records)
-    rows = f"{len(records)} input row{'s' if len(records) != 1 else ''}"
-    print(f"scored {sequences} completions ({rows}) by '{args.variant}' -> {args.out}")
+    inputs = f"{len(records)} input row{'s' if len(records) != 1 else ''}"
+    print(f"scored {sequences} completions ({inputs}) by '{args.variant}' -> {args.out}")
     return 0
 
 
@@ -370,8 +370,6 @@ def _best_of_n_rows(args: argparse.Namespace, config: Config | None):
     rows = prompt_rows(_input_rows(args.input)) if args.input else []  # checked before a model loads
     if args.task is None:
         return [row for _, row in rows], None, None
-    from vstar.config import transfer_config
-
     base = config or Config()
     options = base.task.options if args.task == base.task.name else base.eval.transfer.get(args.task) or {}
     task = _task(transfer_config(base, args.task, options))
@@ -417,6 +415,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise VstarError(f"vstar serve needs the optional extra: pip install 'vstar[serve]' ({exc}).") from None
     setup_logging(debug=args.debug)
     verifier, _ = _trained_verifier(args.run)
+    if args.threads is not None and args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     verifier.check_variant(args.variant)
     verifier.scorer("verifier")  # load it now: a bad checkpoint fails before the server listens
     given = {name: getattr(args, name) for name in ("max_batch", "wait_ms", "max_body_bytes", "max_sequences")}

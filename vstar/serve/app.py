@@ -97,8 +97,8 @@ def create_app(verifier, settings: ServerSettings = ServerSettings()) -> FastAPI
 
 
 def counted(batcher: Batcher, handler):
-    """``handler``, counted in ``batcher.active`` while it runs (the model thread waits to batch
-    only for requests it knows are coming)."""
+    """``handler``, its request counted as coming until it queues its job (the model thread waits to
+    batch only while requests are coming)."""
 
     async def run(request: Request):
         with batcher.request():

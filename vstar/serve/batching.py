@@ -4,8 +4,9 @@ Request handlers put jobs on a queue and wait on a future. One worker thread own
 ``Verifier``: it takes the first waiting job, then gathers more (those already queued, then,
 while other requests are in the server, any arriving within ``wait_ms``) until ``max_batch``
 sequences are gathered, and scores them all in one call (padded batches of
-``score_batch_tokens``). A lone request does not wait: handlers count themselves in and out
-(``Batcher.request``), and the thread waits only for requests it knows are coming. A batch that fails is retried job by
+``score_batch_tokens``). A lone request does not wait: a handler counts its request as coming
+while it reads it, until it queues its job (``Batcher.request``), and the thread waits only
+while requests are coming. A batch that fails is retried job by
 job, so one bad request (a sequence too long for the model) fails alone. Other work (best-of-n)
 runs on the same thread, one job at a time, between batches.
 """
@@ -17,6 +18,7 @@ import queue
 import threading
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -50,6 +52,9 @@ class CallJob:
 
 STOP = object()
 
+#: in a request handler's context: ``[batcher]`` until its job is queued, then ``[]``
+ARRIVING: ContextVar = ContextVar("vstar_serve_arriving", default=None)
+
 
 class Batcher:
     """The model thread and its queue (``start``, ``submit``, ``stop``)."""
@@ -64,7 +69,7 @@ class Batcher:
         self.held = None  # a job taken while gathering that could not join the batch
         self.thread = threading.Thread(target=self._work, name="vstar-model", daemon=True)
         self.batches = 0  # batches scored (for /health and the tests)
-        self.active = 0  # requests in the server (see ``request``)
+        self.coming = 0  # requests being read whose jobs are not queued yet (see ``request``)
         self.lock = threading.Lock()
 
     def start(self) -> None:
@@ -76,18 +81,28 @@ class Batcher:
 
     @contextmanager
     def request(self):
-        """Count a request in while a handler reads, queues and awaits it."""
+        """Count a request as coming while its handler reads it, until it queues its job (``submit``
+        in the same context) or ends without one."""
         with self.lock:
-            self.active += 1
+            self.coming += 1
+        token = ARRIVING.set([self])
         try:
             yield
         finally:
-            with self.lock:
-                self.active -= 1
+            self._arrived(ARRIVING.get())
+            ARRIVING.reset(token)
 
     def submit(self, job: ScoreJob | CallJob) -> Future:
         self.queue.put(job)
+        self._arrived(ARRIVING.get())
         return job.future
+
+    def _arrived(self, arriving: list | None) -> None:
+        """The request of this context is no longer coming (once)."""
+        if arriving:
+            arriving.clear()
+            with self.lock:
+                self.coming -= 1
 
     def _next(self, timeout: float | None):
         if self.held is not None:
@@ -107,13 +122,12 @@ class Batcher:
 
     def _gather(self, first: ScoreJob) -> list[ScoreJob]:
         """``first`` and the score jobs that join it: up to ``max_batch`` sequences, waiting at most
-        ``wait_ms`` for more while other requests are in the server."""
+        ``wait_ms`` for more while requests are coming."""
         jobs, size = [first], len(first)
         deadline = time.monotonic() + self.wait_s
         while size < self.max_batch:
-            others = self.active - len(jobs)  # requests in the server that are not in this batch
-            try:
-                job = self._next(deadline - time.monotonic() if others > 0 else 0)
+            try:  # wait only while requests are on their way; take what is queued in any case
+                job = self._next(deadline - time.monotonic() if self.coming > 0 else 0)
             except queue.Empty:
                 break
             if not isinstance(job, ScoreJob) or size + len(job) > self.max_batch:
