@@ -158,7 +158,7 @@ def test_best_of_n_endpoint_returns_the_pick_and_all_candidates(server, micro_ve
 
 def test_vstar_serve_command_listens_on_loopback_only(micro_run):
     process = subprocess.Popen([sys.executable, "-m", "vstar.cli", "serve", "--run", str(micro_run), "--port", "0",
-                                "--max-batch", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--max-batch", "8", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = process.stdout.readline()
         second = process.stdout.readline()
