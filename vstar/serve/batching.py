@@ -2,13 +2,13 @@
 
 Request handlers put jobs on a queue and wait on a future. One worker thread owns the
 ``Verifier``: it takes the first waiting job, then gathers more (those already queued, then,
-while other requests are in the server, any arriving within ``wait_ms``) until ``max_batch``
+while requests are on their way, any arriving within ``wait_ms``) until ``max_batch``
 sequences are gathered, and scores them all in one call (padded batches of
-``score_batch_tokens``). A lone request does not wait: a handler counts its request as coming
-while it reads it, until it queues its job (``Batcher.request``), and the thread waits only
-while requests are coming. A batch that fails is retried job by
-job, so one bad request (a sequence too long for the model) fails alone. Other work (best-of-n)
-runs on the same thread, one job at a time, between batches.
+``score_batch_tokens``). A handler counts its request as on its way from the moment it starts
+reading it until it queues its job (``Batcher.request``), so a lone request never waits for
+company. A batch that fails is retried job by job, so one bad request (a sequence too long for
+the model) fails alone. Other work (best-of-n) runs on the same thread, one job at a time,
+between batches.
 """
 
 from __future__ import annotations
