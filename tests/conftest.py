@@ -48,3 +48,24 @@ def smollm2_random(smollm2, tmp_path_factory) -> Path:
     AutoTokenizer.from_pretrained(smollm2).save_pretrained(folder)
     GenerationConfig.from_pretrained(smollm2).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory) -> Path:
+    """One finished micro run (configs/micro.yaml, ~1-3 min on 2 CPU cores) through the real CLI,
+    shared by every test file that reads a run. Tests must not change what it holds."""
+    from vstar.cli import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "micro"
+    assert main(["run", "--config", str(REPO / "configs" / "micro.yaml"), "--run-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def micro_verifier(micro_run):
+    """``vstar.serve.Verifier`` of the session's micro run (models load on first use, then stay)."""
+    from vstar.serve import Verifier
+
+    verifier = Verifier.from_run(micro_run)
+    yield verifier
+    verifier.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
 
 from vstar.cli import main
@@ -22,11 +21,7 @@ def _changed(a: dict, b: dict) -> bool:
     return any(not (a[name] == b[name]).all() for name in a)
 
 
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "micro"
-    assert main(["run", "--config", str(MICRO), "--run-dir", str(run_dir)]) == 0
-    return run_dir
+# micro_run: the session's micro run (tests/conftest.py)
 
 
 def test_all_stage_outputs_exist(micro_run):

@@ -67,7 +67,61 @@ def build_parser() -> argparse.ArgumentParser:
                           "(done anyway for one written by older metrics code); nothing is sampled or scored")
 
     sub.add_parser("tasks", help="list the tasks and their options")
+    _serve_commands(sub)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _trained_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="RUN_DIR",
+                        help="a finished run directory (or a verifier checkpoint folder)")
+    parser.add_argument("--variant", default="V-STaR", metavar="NAME",
+                        help="score: V-STaR (log V(y|x), the paper's), 'V-STaR (mean log-prob)', "
+                             "'V-STaR (DPO reward)', 'control: G_SFT likelihood', 'control: generator mean log-prob'")
+
+
+def _serve_commands(sub) -> None:
+    """``score``, ``best-of-n`` and ``serve``: a trained verifier at work."""
+    score = sub.add_parser("score", help="score candidates (JSONL) with a run's verifier")
+    _trained_args(score)
+    score.add_argument("--input", required=True, metavar="FILE",
+                       help='JSONL of {"prompt", "completions": [...], "finished"?} or of the samples format '
+                            '{"prompt", "completion", "finished"}')
+    score.add_argument("--out", required=True, metavar="FILE", help="JSONL to write (resumes a killed run)")
+
+    best = sub.add_parser("best-of-n", help="sample n answers per prompt from G_T; the verifier picks one")
+    _trained_args(best)
+    best.add_argument("--input", metavar="FILE", help='JSONL of {"prompt", ...} (default with --task: its problems)')
+    best.add_argument("--n", type=_positive_int, default=16, help="candidates per prompt (default 16)")
+    best.add_argument("--out", required=True, metavar="FILE", help="JSONL of picks to write (resumes a killed run)")
+    best.add_argument("--task", metavar="NAME", help="check the picks with this task's checker and print accuracy")
+    best.add_argument("--split", default="test", choices=["sft", "query", "test"],
+                      help="with --task and no --input: the split whose problems to answer")
+    best.add_argument("--seed", type=int, default=0)
+    best.add_argument("--temperature", type=float, default=None, help="default: the run's eval.temperature")
+    best.add_argument("--max-new-tokens", type=_positive_int, default=None,
+                      help="default: the run's sampling.max_new_tokens")
+
+    serve = sub.add_parser("serve", help="HTTP server: /score, /best_of_n, /health, OpenRLHF's /get_reward")
+    _trained_args(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: the run's run.threads; 0 = torch's default)")
+    serve.add_argument("--max-batch", type=_positive_int, default=None,
+                       help="sequences from concurrent requests scored together (default 32; 1: no batching)")
+    serve.add_argument("--wait-ms", type=float, default=None,
+                       help="how long to wait for more requests to batch while others are coming (default 5)")
+    serve.add_argument("--max-body-bytes", type=_positive_int, default=None,
+                       help="larger request bodies get 413 (default 32 MiB)")
+    serve.add_argument("--max-sequences", type=_positive_int, default=None,
+                       help="completions per request (n x prompts for /best_of_n); more get 413 (default 16384)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("vstar: interrupted; resume with `vstar run --resume RUN_DIR`", file=sys.stderr)
+        if args.command in ("score", "best-of-n"):
+            print("vstar: interrupted; run the same command again to resume", file=sys.stderr)
+        else:
+            print("vstar: interrupted; resume with `vstar run --resume RUN_DIR`", file=sys.stderr)
         return 130
 
 

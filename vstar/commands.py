@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from vstar.config import Config, describe, dump_yaml, load_config
+from vstar.config import Config, describe, dump_yaml, load_config, transfer_config
 from vstar.errors import VstarError
 from vstar.logs import setup_logging
 from vstar.rundir import RunDir
@@ -295,3 +295,136 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from vstar.serve.files import score_file
+    from vstar.serve.inputs import score_rows
+
+    setup_logging(debug=args.debug)
+    rows = score_rows(_input_rows(args.input))  # a malformed row fails here, before a model loads
+    verifier, _ = _trained_verifier(args.run)
+    records = score_file(verifier, rows, Path(args.out), variant=args.variant)
+    sequences = sum(len(r["scores"]) if "scores" in r else 1 for r in records)
+    inputs = f"{len(records)} input row{'s' if len(records) != 1 else ''}"
+    print(f"scored {sequences} completions ({inputs}) by '{args.variant}' -> {args.out}")
+    return 0
+
+
+def cmd_best_of_n(args: argparse.Namespace) -> int:
+    from vstar.serve.files import best_of_n_file
+
+    setup_logging(debug=args.debug)
+    if args.input is None and args.task is None:
+        raise VstarError("best-of-n: give --input PROMPTS.jsonl, or --task NAME for that task's problems.")
+    verifier, config = _trained_verifier(args.run)
+    rows, label, task = _best_of_n_rows(args, config)
+    try:
+        records = best_of_n_file(verifier, rows, Path(args.out), n=args.n, variant=args.variant, seed=args.seed,
+                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens, label=label,
+                                 label_key=args.task or "")
+    finally:
+        if task is not None:
+            task.close()
+    print(f"best-of-{args.n} by '{args.variant}' for {len(records)} prompts -> {args.out}")
+    if label is not None:
+        correct = sum(r["correct"] for r in records)
+        print(f"accuracy of the picks ({args.task}): {correct}/{len(records)} = {correct / len(records):.3f}")
+    return 0
+
+
+def _input_rows(path: str) -> list[tuple[str, dict]]:
+    """(where, row) of each row of a JSONL, JSON or Parquet file."""
+    from vstar.tasks.jsonl import read_rows
+
+    return [(row.where, dict(row.data)) for row in read_rows(path)]
+
+
+def _trained_verifier(path: str):
+    """A run directory's (or a verifier checkpoint's) ``Verifier``, and the run's config (None for a
+    checkpoint). Best-of-n stops at the run's task's stop strings."""
+    from vstar.serve.verifier import Verifier, load_run
+
+    if not Path(path).is_dir():
+        raise VstarError(f"--run {path}: no such directory (expected a vstar run directory or a verifier checkpoint).")
+    if not (Path(path) / "config.yaml").exists():
+        return Verifier.from_checkpoint(path), None
+    config, _ = load_run(path)
+    _set_threads(config)
+    return Verifier.from_run(path), config
+
+
+def _best_of_n_rows(args: argparse.Namespace, config: Config | None):
+    """(rows, label function or None, task or None): the input's rows or, without --input, the task's
+    problems of --split; with --task, each row matched to a problem of it (by problem_id or prompt)."""
+    from vstar.serve.inputs import prompt_rows
+
+    rows = prompt_rows(_input_rows(args.input)) if args.input else []  # checked before a model loads
+    if args.task is None:
+        return [row for _, row in rows], None, None
+    base = config or Config()
+    options = base.task.options if args.task == base.task.name else base.eval.transfer.get(args.task) or {}
+    task = _task(transfer_config(base, args.task, options))
+    try:
+        problems = _match_problems(task, rows, args.split)
+    except BaseException:
+        task.close()
+        raise
+    if not rows:
+        rows = [("", {"problem_id": p.id, "prompt": p.prompt}) for p in problems]
+
+    def label(start: int, completions: list[str]) -> list[dict]:
+        return [v.to_record() for v in task.check_many(problems[start : start + len(completions)], completions)]
+
+    return [row for _, row in rows], label, task
+
+
+def _match_problems(task, rows: list[tuple[str, dict]], split: str) -> list:
+    """The task's problem of each row: by its ``problem_id``, else by its prompt; no rows: ``split``'s."""
+    if not rows:
+        return task.problems(split)
+    by_id, by_prompt = {}, {}
+    for name in ("test", "query", "sft"):
+        for problem in task.problems(name):
+            by_id.setdefault(problem.id, problem)
+            by_prompt.setdefault(problem.prompt, problem)
+    problems = []
+    for where, row in rows:
+        problem = by_id.get(row["problem_id"]) if "problem_id" in row else by_prompt.get(row["prompt"])
+        if problem is None:
+            field = f"problem_id {row['problem_id']!r}" if "problem_id" in row else "prompt"
+            raise VstarError(f"{where}: field {field}: no problem of task '{task.name}' has it, so the pick "
+                             "cannot be checked; drop --task, or give rows of that task.")
+        problems.append(problem)
+    return problems
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from vstar.serve.app import ServerSettings, create_app
+        from vstar.serve.server import serve_forever
+    except ImportError as exc:
+        raise VstarError(f"vstar serve needs the optional extra: pip install 'vstar[serve]' ({exc}).") from None
+    setup_logging(debug=args.debug)
+    verifier, _ = _trained_verifier(args.run)
+    if args.threads is not None and args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    verifier.check_variant(args.variant)
+    verifier.scorer("verifier")  # load it now: a bad checkpoint fails before the server listens
+    given = {name: getattr(args, name) for name in ("max_batch", "wait_ms", "max_body_bytes", "max_sequences")}
+    settings = ServerSettings(variant=args.variant, **{name: value for name, value in given.items() if value is not None})
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"vstar: warning: listening on {args.host}: other machines can reach the server, which has no "
+              "authentication.", file=sys.stderr)
+
+    def ready(url: str) -> None:
+        print(f"vstar: serving {args.run} at {url} (GET /health; POST /score, /best_of_n, /get_reward)\n"
+              f"vstar: OpenRLHF: --remote_rm_url {url}/get_reward", flush=True)
+
+    try:
+        serve_forever(create_app(verifier, settings), args.host, args.port,
+                      log_level="info" if args.debug else "warning", on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully, then passes the signal on
+        pass
+    print("vstar: server stopped", flush=True)
+    return 0

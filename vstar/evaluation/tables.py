@@ -20,34 +20,12 @@ from vstar.evaluation.metrics import (
     summarize,
     weighted_majority_fn,
 )
-
-#: what the V-STaR paper scores with: the verifier's log-likelihood log V(y|x)
-PAPER_SCORE = "V-STaR"
+from vstar.scoring.variants import PAPER_SCORE, score_variants
 
 #: bump whenever a change to the metrics code changes a number in metrics.json: a run whose
 #: metrics.json records an older version is recomputed from its saved candidates, labels and
 #: scores by ``vstar report`` (``metrics_files.refresh_metrics``); none = version 1
 METRICS_VERSION = 2
-
-
-def score_variants(columns: dict[str, np.ndarray], beta: float) -> dict[str, np.ndarray]:
-    """Named rankings of G_T's candidates: the verifier's scores and the no-verifier controls."""
-    tokens = np.maximum(columns["tokens"], 1)
-    variants = {
-        "control: G_SFT likelihood": columns["sft_logp_sum"],
-        "control: generator mean log-prob": columns["generator_logp_sum"] / tokens,
-    }
-    if "verifier_logp_sum" in columns:
-        variants.update({
-            PAPER_SCORE: columns["verifier_logp_sum"],
-            "V-STaR (mean log-prob)": columns["verifier_logp_sum"] / tokens,
-            "V-STaR (DPO reward)": beta * (columns["verifier_logp_sum"] - columns["sft_logp_sum"]),
-        })
-    if "orm_prob" in columns:
-        variants["ORM"] = columns["orm_prob"]
-    if "genrm_yes" in columns:
-        variants["GenRM"] = columns["genrm_yes"]
-    return variants
 
 
 def problems_by_source(candidates: list[dict], labels: list[dict], scores: list[dict], beta: float) -> dict[str, list[PreparedProblem]]:

@@ -1,6 +1,7 @@
 """Sum of token log-probabilities of completions given prompts, under one model.
 
-Sequences are built by ``SequenceFormat.encode`` (the same ids the model was trained and
+``LogprobScorer`` holds a loaded model and scores batch after batch; ``completion_logprobs``
+loads one for a single call. Sequences are built by ``SequenceFormat.encode`` (the same ids the model was trained and
 sampled on), sorted by length and cut into batches of at most ``batch_tokens`` padded
 tokens. Rows are left-padded with position ids counted from each row's first real token,
 so a completion scores the same alone or in a batch. Logits are computed only for the
@@ -52,7 +53,53 @@ def token_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     return batches
 
 
-@torch.no_grad()
+class LogprobScorer:
+    """One model, loaded once, that scores any number of (prompt, completion) batches.
+
+    ``completion_logprobs`` loads one for a single call; a server or an API object keeps one.
+    Not thread-safe: one thread at a time may call ``logprobs``.
+    """
+
+    def __init__(self, model_path: str, *, dtype: str = "float32", chat_template: str = "auto",
+                 device: str | None = None):
+        self.model_path = str(model_path)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.format = load_format(self.model_path, chat_template)
+        self.model = load_model(self.model_path, dtype=dtype, device=self.device)
+        self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    @torch.no_grad()
+    def logprobs(self, prompts: Sequence[str], completions: Sequence[str], finished: Sequence[bool], *,
+                 batch_tokens: int = BATCH_TOKENS, desc: str = "scoring", progress: bool = True,
+                 ) -> tuple[list[float], list[int]]:
+        """``log p(completion | prompt)`` summed over completion tokens (the end token included when
+        the completion finished), and the number of those tokens, for each pair."""
+        encoded = encode_all(self.format, prompts, completions, finished)
+        if encoded:
+            check_positions(self.model, max(len(ids) for ids, _ in encoded), f"{desc}: the longest prompt + completion")
+        sums = [0.0] * len(encoded)
+        counts = [0] * len(encoded)
+        batches = token_batches([len(ids) for ids, _ in encoded], batch_tokens)
+        for batch in tqdm(batches, desc=desc, leave=False, unit="batch", disable=not progress):
+            rows = [encoded[i][0] for i in batch]
+            # tokens scored per row: the completion's, except a first token with nothing before it
+            spans = [min(len(ids) - start, len(ids) - 1) for ids, start in (encoded[i] for i in batch)]
+            if max(spans) == 0:
+                continue
+            row_logps = _span_logprobs(self.model, rows, spans, self.format.tokenizer.pad_token_id, self.device,
+                                       self.keeps_logits)
+            for i, values in zip(batch, row_logps):
+                sums[i] = float(values.sum())
+                counts[i] = int(values.numel())
+        return sums, counts
+
+    def close(self) -> None:
+        """Drop the model (and free GPU memory)."""
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def completion_logprobs(
     model_path: str,
     prompts: Sequence[str],
@@ -64,29 +111,12 @@ def completion_logprobs(
     chat_template: str = "auto",
     desc: str = "scoring",
 ) -> tuple[list[float], list[int]]:
-    """``log p(completion | prompt)`` summed over completion tokens (the end token included when
-    the completion finished), and the number of those tokens, for each pair."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    fmt = load_format(model_path, chat_template)
-    model = load_model(model_path, dtype=dtype, device=device)
-    encoded = encode_all(fmt, prompts, completions, finished)
-    if encoded:
-        check_positions(model, max(len(ids) for ids, _ in encoded), f"{desc}: the longest prompt + completion")
-    sums = [0.0] * len(encoded)
-    counts = [0] * len(encoded)
-    keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-    for batch in tqdm(token_batches([len(ids) for ids, _ in encoded], batch_tokens), desc=desc, leave=False, unit="batch"):
-        rows = [encoded[i][0] for i in batch]
-        # tokens scored per row: the completion's, except a first token with nothing before it
-        spans = [min(len(ids) - start, len(ids) - 1) for ids, start in (encoded[i] for i in batch)]
-        if max(spans) == 0:
-            continue
-        row_logps = _span_logprobs(model, rows, spans, fmt.tokenizer.pad_token_id, device, keeps_logits)
-        for i, values in zip(batch, row_logps):
-            sums[i] = float(values.sum())
-            counts[i] = int(values.numel())
-    del model
-    return sums, counts
+    """``LogprobScorer.logprobs`` with a model loaded for this call only."""
+    scorer = LogprobScorer(model_path, dtype=dtype, chat_template=chat_template)
+    try:
+        return scorer.logprobs(prompts, completions, finished, batch_tokens=batch_tokens, desc=desc)
+    finally:
+        scorer.close()
 
 
 def _span_logprobs(model, rows: list[list[int]], spans: list[int], pad_id: int, device: str,
